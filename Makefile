@@ -1,0 +1,44 @@
+# Two commands do all set-up: `make run` and `make test`. Both create the virtualenv from the
+# pinned requirements.lock when it is missing or out of date, and are quick once it exists.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: run fetch test lint typecheck pytest bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "aggregator needs Python 3.11 or newer; set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-virtualenv -r requirements.lock
+	$(PIP) install --require-virtualenv --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/aggregator --config feeds.yaml --db data/aggregator.db fetch
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# Re-pin after editing dependencies in pyproject.toml (needs network to PyPI).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade -e '.[dev]' setuptools wheel
+	.lock-venv/bin/pip freeze --exclude-editable --all | grep -v '^pip==' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,269 @@
+"""feeds.yaml -> a validated Config.
+
+Every problem is reported with the file, the line, the feed and what to change; all problems
+are listed at once so a user fixes them in one go. Unknown keys are errors: they are usually
+typos, and a silently ignored `intreval:` is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aggregator.errors import ConfigError, InvalidConfig
+from aggregator.models import Config, FeedConfig, Settings
+from aggregator.times import parse_duration
+from aggregator.urls import canonical_url
+
+FEED_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+# feeds.yaml key -> (Settings field, kind)
+SETTING_KEYS: dict[str, tuple[str, str]] = {
+    "database": ("database", "str"),
+    "interval": ("interval_s", "duration"),
+    "extract": ("extract", "bool"),
+    "user_agent": ("user_agent", "str"),
+    "allow_private_networks": ("allow_private_networks", "bool"),
+    "timeout": ("timeout_s", "duration"),
+    "connect_timeout": ("connect_timeout_s", "duration"),
+    "max_feed_size": ("max_feed_bytes", "size"),
+    "max_page_size": ("max_page_bytes", "size"),
+    "max_redirects": ("max_redirects", "int"),
+    "max_entries": ("max_entries", "int"),
+    "concurrency": ("concurrency", "int"),
+    "per_host": ("per_host", "int"),
+}
+FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
+TOP_KEYS = ("settings", "feeds")
+assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
+
+
+class _Problems:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[ConfigError] = []
+
+    def add(self, message: str, node: yaml.Node | None, feed: str | None = None) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.items.append(ConfigError(message, path=self.path, line=line, feed=feed))
+
+
+def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}known keys: {', '.join(known)}"
+
+
+def _pairs(
+    node: yaml.MappingNode,
+    known: tuple[str, ...] | list[str],
+    problems: _Problems,
+    where: str,
+    feed: str | None = None,
+) -> dict[str, yaml.Node]:
+    """The mapping's keys and value nodes; unknown and repeated keys are problems."""
+    out: dict[str, yaml.Node] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key not in known:
+            problems.add(f"unknown key {key!r} in {where}; {_suggest(key, known)}", key_node, feed)
+        elif key in out:
+            problems.add(f"{key!r} is given twice in {where}; keep one", key_node, feed)
+        else:
+            out[key] = value_node
+    return out
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return loader.construct_object(node, deep=True)
+
+
+def _convert(kind: str, value: Any) -> Any:
+    """A feeds.yaml value as the Settings/FeedConfig field wants it; ValueError says why not."""
+    if kind == "duration":
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value  # plain seconds
+        return parse_duration(str(value))
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{value!r} is not a positive whole number")
+        return value
+    if kind == "size":
+        match = _SIZE.match(str(value))
+        if not match or int(match.group(1)) == 0:
+            raise ValueError(f"{value!r} is not a size; write for example 512KB, 20MB")
+        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a non-empty text")
+    return value.strip()
+
+
+def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> Settings:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add("'settings' must be a mapping of key: value", node)
+        return Settings()
+    values: dict[str, Any] = {}
+    for key, value_node in _pairs(node, list(SETTING_KEYS), problems, "settings").items():
+        field_name, kind = SETTING_KEYS[key]
+        try:
+            converted = _convert(kind, _scalar(loader, value_node))
+        except ValueError as exc:
+            problems.add(f"settings.{key}: {exc}", value_node)
+            continue
+        # Timeouts are float seconds in Settings; the interval stays whole seconds.
+        values[field_name] = float(converted) if field_name.endswith("timeout_s") else converted
+    return replace(Settings(), **values)
+
+
+def _url_problem(url: Any) -> str | None:
+    if not isinstance(url, str) or not url.strip():
+        return "'url' is missing; give the feed's address, e.g. https://tass.com/rss/v2.xml"
+    if canonical_url(url) is None:
+        return f"{url!r} is not an http(s) address; write the full URL starting with https://"
+    return None
+
+
+def _name_of(loader: yaml.SafeLoader, node: yaml.Node) -> str | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    name_node = next((v for k, v in node.value if k.value == "name"), None)
+    name = _scalar(loader, name_node) if name_node is not None else None
+    return name if isinstance(name, str) else None
+
+
+def _feed(
+    loader: yaml.SafeLoader, node: yaml.Node, index: int, problems: _Problems
+) -> FeedConfig | None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(f"feed #{index + 1} must be a mapping with at least name and url", node)
+        return None
+    name_node = next((v for k, v in node.value if k.value == "name"), None)
+    raw_name = _name_of(loader, node)
+    label = raw_name if isinstance(raw_name, str) else f"#{index + 1}"
+    pairs = _pairs(node, FEED_KEYS, problems, f"feed {label!r}", feed=label)
+    ok = True
+    if not isinstance(raw_name, str) or not FEED_NAME.match(raw_name):
+        problems.add(
+            f"feed name {raw_name!r} must be lower-case letters, digits and '-' (e.g. tass-en)",
+            name_node or node,
+            label,
+        )
+        ok = False
+    url = _scalar(loader, pairs["url"]) if "url" in pairs else None
+    if (why := _url_problem(url)) is not None:
+        problems.add(why, pairs.get("url", node), label)
+        ok = False
+    values = _feed_options(loader, pairs, problems, label)
+    if values is None:
+        ok = False
+    if not ok or values is None or raw_name is None or url is None:
+        return None
+    return FeedConfig(name=raw_name, url=url.strip(), line=node.start_mark.line + 1, **values)
+
+
+def _feed_options(
+    loader: yaml.SafeLoader, pairs: dict[str, yaml.Node], problems: _Problems, label: str
+) -> dict[str, Any] | None:
+    """A feed's optional keys, converted; None when any of them is wrong."""
+    before = len(problems.items)
+    values: dict[str, Any] = {}
+    for key, kind, field_name in (
+        ("interval", "duration", "interval_s"),
+        ("extract", "bool", "extract"),
+    ):
+        if key in pairs:
+            try:
+                values[field_name] = _convert(kind, _scalar(loader, pairs[key]))
+            except ValueError as exc:
+                problems.add(f"{key}: {exc}", pairs[key], label)
+    if "priority" in pairs:
+        priority = _scalar(loader, pairs["priority"])
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            problems.add(f"priority: {priority!r} is not a whole number", pairs["priority"], label)
+        else:
+            values["priority"] = priority
+    if "tags" in pairs:
+        tags = _scalar(loader, pairs["tags"])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problems.add("tags must be a list of words, e.g. [wire, world]", pairs["tags"], label)
+        else:
+            values["tags"] = tuple(tags)
+    return values if len(problems.items) == before else None
+
+
+def parse_config(text: str, *, path: str = "feeds.yaml") -> Config:
+    """Validate feeds.yaml text. Raises InvalidConfig listing every problem found."""
+    problems = _Problems(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InvalidConfig(
+            [ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=line)]
+        ) from None
+    try:
+        return _build(loader, root, problems)
+    finally:
+        loader.dispose()
+
+
+def _build(loader: yaml.SafeLoader, root: yaml.Node | None, problems: _Problems) -> Config:
+    if not isinstance(root, yaml.MappingNode):
+        problems.add(
+            "the file must be a mapping with a 'feeds:' list (and optional 'settings:')", root
+        )
+        raise InvalidConfig(problems.items)
+    top = _pairs(root, TOP_KEYS, problems, "the top level")
+    settings = _settings(loader, top["settings"], problems) if "settings" in top else Settings()
+    feeds: list[FeedConfig] = []
+    feeds_node = top.get("feeds")
+    if not isinstance(feeds_node, yaml.SequenceNode):
+        problems.add(
+            "'feeds:' must be a list of feeds, each with a name and a url", feeds_node or root
+        )
+    else:
+        seen: dict[str, int] = {}
+        for index, node in enumerate(feeds_node.value):
+            name = _name_of(loader, node)
+            if name is not None and name in seen:
+                problems.add(
+                    f"feed name {name!r} is already used at line {seen[name]}; "
+                    "names must be unique",
+                    node,
+                    name,
+                )
+                continue
+            if name is not None:
+                seen[name] = node.start_mark.line + 1
+            if (feed := _feed(loader, node, index, problems)) is not None:
+                feeds.append(feed)
+    if problems.items:
+        raise InvalidConfig(problems.items)
+    return Config(settings=settings, feeds=tuple(feeds), path=problems.path)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate feeds.yaml from disk."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidConfig(
+            [ConfigError("file not found; create it or pass --config PATH", path=str(path))]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidConfig([ConfigError(f"cannot be read: {exc}", path=str(path))]) from None
+    return parse_config(text, path=str(path))

@@ -1,0 +1,496 @@
+"""HTTP for the whole project: conditional GET with limits, deadlines and the address guard.
+
+The only module that imports httpx; its errors become the project's own here. Redirects are
+followed by hand so that every hop passes the guard. Bodies are decompressed here too, not by
+httpx: its decoders inflate a whole network read at once, and 64 KB of gzipped zeros is 64 MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import IO, Protocol, cast
+
+import brotli  # type: ignore[import-untyped]  # ships no type information
+import httpx
+import zstandard
+
+from aggregator import guard
+from aggregator.errors import (
+    BodyTooLarge,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    TooManyRedirects,
+)
+from aggregator.models import FetchResult, Settings, Validators
+
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"  # exactly what the decoders below understand
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+_PIECE = 64 * 1024  # decoded bytes per step, so memory stays flat on a compression bomb
+_MAX_RETRY_AFTER_S = 24 * 60 * 60
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes) -> object: ...
+    def close(self) -> None: ...
+
+
+class _Body:
+    """The decoded body; refused as soon as it grows past the limit."""
+
+    def __init__(self, limit: int, url: str) -> None:
+        self._limit, self._url = limit, url
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> object:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise _too_large(self._limit, self._url)
+        self._parts.append(data)
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _too_large(limit: int, url: str) -> BodyTooLarge:
+    size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit} byte"
+    return BodyTooLarge(
+        f"the response is larger than the {size} limit (counted after decompression)", url=url
+    )
+
+
+class _Zlib:
+    """gzip, or deflate in either the zlib wrapping RFC 9110 asks for or the raw form some send."""
+
+    def __init__(self, out: _Sink, *, gzip: bool) -> None:
+        self._out, self._gzip = out, gzip
+        self._head = b""  # deflate's wrapping is known after two bytes
+        self._inflate: zlib._Decompress | None = None
+
+    def write(self, data: bytes) -> object:
+        if self._inflate is None:
+            self._head += data
+            if len(self._head) < 2:
+                return None
+            data, self._head = self._head, b""
+            self._inflate = zlib.decompressobj(self._wbits(data))
+        while True:
+            piece = self._inflate.decompress(data, _PIECE)
+            data = self._inflate.unconsumed_tail
+            if piece:
+                self._out.write(piece)
+            if not data and len(piece) < _PIECE:
+                return None
+
+    def _wbits(self, head: bytes) -> int:
+        if self._gzip:
+            return 16 + zlib.MAX_WBITS
+        zlib_header = head[0] & 0x0F == 8 and ((head[0] << 8) | head[1]) % 31 == 0
+        return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+
+    def close(self) -> None:
+        if self._inflate is not None:
+            self._out.write(self._inflate.flush())
+        self._out.close()
+
+
+class _Brotli:
+    def __init__(self, out: _Sink) -> None:
+        self._out = out
+        self._decompressor = brotli.Decompressor()
+
+    def write(self, data: bytes) -> object:
+        # brotli keeps output back once the limit is hit; drain it with empty input
+        piece: bytes = self._decompressor.process(data, output_buffer_limit=_PIECE)
+        while piece or not self._decompressor.can_accept_more_data():
+            self._out.write(piece)
+            piece = self._decompressor.process(b"", output_buffer_limit=_PIECE)
+        return None
+
+    def close(self) -> None:
+        self._out.close()
+
+
+class _Zstd:
+    def __init__(self, out: _Sink) -> None:
+        self._out = out
+        # The writer hands `out` one piece at a time; `out` only needs `write`.
+        self._writer = zstandard.ZstdDecompressor().stream_writer(
+            cast(IO[bytes], out), write_size=_PIECE, closefd=False
+        )
+
+    def write(self, data: bytes) -> object:
+        return self._writer.write(data)
+
+    def close(self) -> None:
+        self._out.close()
+
+
+_DECODERS: dict[str, Callable[[_Sink], _Sink]] = {
+    "gzip": lambda out: _Zlib(out, gzip=True),
+    "x-gzip": lambda out: _Zlib(out, gzip=True),
+    "deflate": lambda out: _Zlib(out, gzip=False),
+    "br": _Brotli,
+    "zstd": _Zstd,
+}
+_DECODE_ERRORS = (zlib.error, brotli.error, zstandard.ZstdError)
+
+
+def _decoders(content_encoding: str, body: _Body) -> _Sink:
+    """The chain that undoes Content-Encoding, last applied first, ending in `body`."""
+    sink: _Sink = body
+    for name in content_encoding.lower().split(","):
+        make = _DECODERS.get(name.strip())
+        if make is not None:  # identity and unknown labels pass through, as in httpx
+            sink = make(sink)
+    return sink
+
+
+async def _read_body(response: httpx.Response, max_bytes: int, url: str) -> bytes:
+    encoding = response.headers.get("content-encoding", "")
+    declared = response.headers.get("content-length", "")
+    if not encoding and declared.isdecimal() and int(declared) > max_bytes:
+        raise _too_large(max_bytes, url)  # no need to download it to know
+    body = _Body(max_bytes, url)
+    sink = _decoders(encoding, body)
+    try:
+        async for chunk in response.aiter_raw():
+            sink.write(chunk)
+        sink.close()
+    except _DECODE_ERRORS as exc:
+        raise FetchError(
+            f"the response body could not be decompressed ({encoding}): {exc}", url=url
+        ) from exc
+    return body.value()
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> int | None:
+    """Seconds to wait from a Retry-After header (a delay or an HTTP date), at most a day."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        seconds = int(value) if len(value) < 10 else _MAX_RETRY_AFTER_S
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0, math.ceil((when - now).total_seconds()))
+    return min(seconds, _MAX_RETRY_AFTER_S)
+
+
+def _status_message(status: int, retry_after_s: int | None) -> str:
+    if status == 404:
+        return "the server says the feed does not exist (404); check the URL"
+    if status == 410:
+        return "the feed was removed for good (410 Gone); remove it from feeds.yaml"
+    if status in (401, 403):
+        return f"access denied ({status}); the feed needs a login or blocks this user agent"
+    if status == 429:
+        when = "later" if retry_after_s is None else f"after {retry_after_s} s"
+        return f"rate limited by the server (429); it will be retried {when}"
+    if status >= 500:
+        return f"the server failed ({status}); it will be retried"
+    return f"the server answered {status}, which carries no feed or page"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything that led to it, groups included (anyio groups connect errors)."""
+    stack, seen = [exc], set()
+    while stack:
+        current = stack.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            if isinstance(current, BaseExceptionGroup):
+                stack.extend(current.exceptions)
+            stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+# What to say about a failed request: the first kind found anywhere in its chain of causes.
+_PLAIN_WORDS: tuple[tuple[type[BaseException], str], ...] = (
+    (ssl.SSLCertVerificationError, "TLS certificate error for host {host}: {e.verify_message}"),
+    (ssl.SSLError, "TLS error with host {host}: {e}"),
+    (ConnectionRefusedError, "connection refused by host {host}"),
+    (socket.gaierror, "could not resolve host {host}"),
+    (httpx.RemoteProtocolError, "host {host} broke the HTTP protocol: {e}"),
+    (httpx.ConnectError, "could not connect to host {host}: {e}"),
+)
+
+
+def _describe(exc: Exception, host: str) -> str:
+    causes = list(_causes(exc))
+    for kind, words in _PLAIN_WORDS:
+        cause = next((c for c in causes if isinstance(c, kind)), None)
+        if cause is not None:
+            return words.format(host=host, e=cause)
+    return f"the connection to host {host} failed: {str(exc) or type(exc).__name__}"
+
+
+@contextmanager
+def _translated(url: httpx.URL) -> Iterator[None]:
+    """httpx, ssl and socket errors become FetchError with a plain message."""
+    try:
+        yield
+    except httpx.ConnectTimeout as exc:
+        raise FetchTimeout(f"could not connect to host {url.host} in time", url=str(url)) from exc
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(f"host {url.host} stopped answering", url=str(url)) from exc
+    except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError) as exc:
+        raise FetchError(_describe(exc, url.host), url=str(url)) from exc
+
+
+class _Deadline:
+    """One time budget for a whole fetch, spent only while a request is actually running."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.used = 0.0
+
+    @asynccontextmanager
+    async def running(self, url: httpx.URL) -> AsyncIterator[None]:
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(max(self.seconds - self.used, 0.0)):
+                yield
+        except TimeoutError:
+            raise FetchTimeout(
+                f"no complete response within {self.seconds:g} s from host {url.host}; "
+                "the server is too slow or not answering",
+                url=str(url),
+            ) from None
+        finally:
+            self.used += time.monotonic() - start
+
+
+@dataclass
+class _Slot:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class _HostSlots:
+    """A semaphore per host, forgotten again once nobody holds or awaits it."""
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._slots: dict[str, _Slot] = {}
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        slot = self._slots.setdefault(host, _Slot(asyncio.Semaphore(self._per_host)))
+        slot.users += 1
+        try:
+            async with slot.semaphore:
+                yield
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[host]
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One request's answer; the body is read only for 2xx and 304."""
+
+    url: httpx.URL
+    status: int
+    headers: httpx.Headers
+    body: bytes = b""
+
+
+class Fetcher:
+    """Every HTTP request of a run, over one connection pool: `async with Fetcher(s) as f:`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        slots = settings.concurrency
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,  # followed in `get`, so every hop passes the guard
+            # read, write and pool; the total deadline in `get` is what really bounds a fetch
+            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            limits=httpx.Limits(max_connections=slots, max_keepalive_connections=slots),
+            http2=False,
+            trust_env=False,  # a proxy from the environment would hide the peer from the guard
+        )
+        self._in_flight = asyncio.Semaphore(settings.concurrency)
+        self._hosts = _HostSlots(settings.per_host)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        validators: Validators | None = None,
+        max_bytes: int,
+        accept: str = "*/*",
+    ) -> FetchResult:
+        """GET `url` following redirects: 2xx and 304 are returned, anything else raises.
+
+        Validators go with every hop, so a redirect target that knows them can answer 304.
+        `settings.timeout_s` bounds the time spent in requests (not queueing for a slot).
+        """
+        headers = _request_headers(validators, accept)
+        current = _parse_url(url)
+        chain = [str(current)]
+        permanent: str | None = None
+        all_permanent = True
+        deadline = _Deadline(self._settings.timeout_s)
+        for _ in range(self._settings.max_redirects + 1):
+            hop = await self._request(current, headers, max_bytes, deadline)
+            if hop.status not in _REDIRECTS:
+                return _result(url, hop, validators, permanent, round(deadline.used * 1000))
+            current = _redirect_target(hop)
+            all_permanent = all_permanent and hop.status in _PERMANENT
+            if all_permanent:
+                permanent = str(current)
+            chain.append(str(current))
+        raise TooManyRedirects(_redirect_message(chain, self._settings.max_redirects), url=url)
+
+    async def _request(
+        self, url: httpx.URL, headers: dict[str, str], max_bytes: int, deadline: _Deadline
+    ) -> _Hop:
+        guard.check_scheme(str(url))
+        if not url.host:
+            raise FetchError(f"the address {url} names no host", url=str(url))
+        # Host slot before the global one, and neither kept across hops: no request ever
+        # holds one while waiting for another that its waiters hold.
+        async with self._hosts.hold(url.host), self._in_flight, deadline.running(url):
+            if not self._settings.allow_private_networks:
+                await guard.check_host(str(url), allow_private=False)
+            with _translated(url):
+                async with self._client.stream("GET", url, headers=headers) as response:
+                    self._check_peer(url, response)
+                    status = response.status_code
+                    body = b""
+                    if 200 <= status < 300 or status == 304:
+                        body = await _read_body(response, max_bytes, str(url))
+                    # Other bodies stay unread: that costs the connection, nothing else.
+                    return _Hop(url, status, response.headers, body)
+
+    def _check_peer(self, url: httpx.URL, response: httpx.Response) -> None:
+        """Check the address actually connected to: DNS may answer differently the 2nd time."""
+        if self._settings.allow_private_networks:
+            return
+        stream = response.extensions.get("network_stream")
+        address = stream.get_extra_info("server_addr") if stream is not None else None
+        if address:  # (host, port) or, for IPv6, (host, port, flowinfo, scope_id)
+            guard.check_address(str(url), url.host, str(address[0]))
+
+
+def _parse_url(text: str) -> httpx.URL:
+    try:
+        return httpx.URL(text)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"{text!r} is not a valid address: {exc}", url=text) from None
+
+
+def _request_headers(validators: Validators | None, accept: str) -> dict[str, str]:
+    headers = {"Accept": accept}
+    if validators is not None:
+        for name, value in (
+            ("If-None-Match", validators.etag),
+            ("If-Modified-Since", validators.last_modified),
+        ):
+            # A validator that cannot go in a header is dropped: a full GET is the cost.
+            if value and value.isascii() and value.isprintable():
+                headers[name] = value
+    return headers
+
+
+def _redirect_target(hop: _Hop) -> httpx.URL:
+    location = hop.headers.get("location", "").strip()
+    if not location:
+        raise HTTPStatusError(
+            f"the server answered {hop.status} without saying where to (no Location header)",
+            url=str(hop.url),
+            status=hop.status,
+        )
+    try:
+        return hop.url.join(location)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(
+            f"the server redirected to an invalid address {location!r}: {exc}", url=str(hop.url)
+        ) from None
+
+
+def _redirect_message(chain: list[str], limit: int) -> str:
+    hops, last = len(chain) - 1, chain[-1]
+    if last in chain[:-1]:
+        cycle = list(dict.fromkeys(chain[chain.index(last) :]))
+        where = f"at {cycle[0]}" if len(cycle) == 1 else "between " + " and ".join(cycle)
+        return f"the server redirected {hops} times (loop {where}?)"
+    return f"the server redirected {hops} times, more than the limit of {limit}; last to {last}"
+
+
+def _content_type(value: str | None) -> tuple[str | None, str | None]:
+    """("text/xml", "utf-8") from 'text/xml; charset="UTF-8"'."""
+    media, *params = (value or "").split(";")
+    charset = None
+    for param in params:
+        name, _, given = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = given.strip().strip("\"'").lower() or None
+    return media.strip().lower() or None, charset
+
+
+def _result(
+    asked: str,
+    hop: _Hop,
+    validators: Validators | None,
+    permanent: str | None,
+    elapsed_ms: int,
+) -> FetchResult:
+    if not (200 <= hop.status < 300 or hop.status == 304):
+        retry = parse_retry_after(hop.headers.get("retry-after"), now=datetime.now(UTC))
+        raise HTTPStatusError(
+            _status_message(hop.status, retry),
+            url=str(hop.url),
+            status=hop.status,
+            retry_after_s=retry,
+        )
+    etag, last_modified = hop.headers.get("etag"), hop.headers.get("last-modified")
+    if hop.status == 304 and validators is not None:
+        # Servers often leave validators out of a 304; the ones sent still hold.
+        etag = etag or validators.etag
+        last_modified = last_modified or validators.last_modified
+    content_type, charset = _content_type(hop.headers.get("content-type"))
+    return FetchResult(
+        url=asked,
+        final_url=str(hop.url),
+        status=hop.status,
+        body=hop.body,
+        content_type=content_type,
+        charset=charset,
+        etag=etag,
+        last_modified=last_modified,
+        permanent_redirect=permanent,
+        headers=tuple(hop.headers.multi_items()),
+        elapsed_ms=elapsed_ms,
+    )

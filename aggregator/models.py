@@ -1,0 +1,216 @@
+"""Plain, frozen data passed between the pipeline's stages.
+
+Everything here is picklable so the CPU-heavy stages (parse, extract) can run in worker
+processes and hand their results back unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The `settings:` block of feeds.yaml, with defaults filled in."""
+
+    database: str = "data/aggregator.db"
+    interval_s: int = 15 * 60
+    extract: bool = True
+    user_agent: str = "aggregator/0.1 (+https://example.org/contact)"
+    allow_private_networks: bool = False
+    timeout_s: float = 30.0  # total deadline for one request, body included
+    connect_timeout_s: float = 10.0
+    max_feed_bytes: int = 20 * 1024 * 1024  # counted after decompression
+    max_page_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    max_entries: int = 500  # per feed and fetch; wire feeds rarely carry more than 100
+    concurrency: int = 16  # requests in flight across all hosts
+    per_host: int = 2  # requests in flight to one host
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """One feed as the user configured it."""
+
+    name: str
+    url: str
+    interval_s: int | None = None  # None: the settings' default
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    extract: bool | None = None  # None: the settings' default
+    line: int = 0  # where in feeds.yaml it was defined, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    settings: Settings
+    feeds: tuple[FeedConfig, ...]
+    path: str = "feeds.yaml"
+
+    def feed(self, name: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What a conditional GET sends back to the server."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A completed HTTP exchange (any status the server gave, after redirects)."""
+
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int
+    body: bytes  # decompressed; empty on 304
+    content_type: str | None  # media type without parameters, lower-case
+    charset: str | None  # from the Content-Type header, if declared
+    etag: str | None
+    last_modified: str | None
+    # 301/308 hops seen on the way: the last permanent target, for telling the user
+    permanent_redirect: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    elapsed_ms: int = 0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of a feed, normalised across RSS, Atom and JSON Feed."""
+
+    guid: str | None  # as the feed gave it
+    link: str | None  # absolute, resolved against the feed's URL
+    title: str
+    summary: str  # plain text
+    content_html: str | None  # the feed's full content, if it carries one (unsanitised)
+    author: str | None
+    published_at: str | None  # ISO 8601 UTC
+    updated_at: str | None  # ISO 8601 UTC
+    tags: tuple[str, ...] = ()
+    image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    site_url: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # a recoverable problem (ill-formed XML, mislabelled charset)
+    version: str = ""  # rss20, atom10, json11, ...
+    ttl_minutes: int | None = None  # RSS <ttl>: a hint for the scheduler
+    total_entries: int = 0  # before the max_entries cap
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What extraction found on an article page."""
+
+    text: str
+    html: str  # sanitised rendering of the body, safe to republish
+    title: str | None = None
+    author: str | None = None
+    published_at: str | None = None  # ISO 8601 UTC (date only pages give midnight)
+    site_name: str | None = None
+    language: str | None = None
+    image: str | None = None
+    canonical_url: str | None = None  # as the page declares it
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """What one refresh of one feed did, for the CLI's summary and the daemon's logs."""
+
+    feed: str
+    outcome: str  # see errors.Outcome
+    http_status: int | None = None
+    entries: int = 0
+    new_items: int = 0
+    updated_items: int = 0
+    pages_fetched: int = 0
+    extract_failures: int = 0
+    error: str | None = None
+    warning: str | None = None
+    duration_ms: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the store remembers about a feed between fetches."""
+
+    name: str
+    url: str
+    state: str = "ok"  # ok / failing / gone / disabled
+    etag: str | None = None
+    last_modified: str | None = None
+    error_count: int = 0
+    permanent_url: str | None = None
+    last_success_at: str | None = None
+    next_fetch_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDraft:
+    """One feed entry on its way into the store, with whatever extraction found."""
+
+    entry: Entry
+    key: str  # the entry's identity in its feed: GUID, else canonical link, else content hash
+    url: str | None  # canonical URL of the article, if the entry has a link
+    entry_hash: str  # changes when the feed edits the entry
+    article: Article | None = None
+    extract_status: str = "pending"  # ok / feed / failed / pending / skipped
+    extract_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One row of `fetches`: what a refresh attempt did."""
+
+    feed: str
+    started_at: str
+    url: str
+    outcome: str
+    http_status: int | None = None
+    duration_ms: int = 0
+    bytes: int = 0
+    entries: int = 0
+    error: str | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """The feed's row after a refresh; written in the same transaction as its items."""
+
+    state: str
+    etag: str | None
+    last_modified: str | None
+    last_fetched_at: str
+    next_fetch_at: str
+    error_count: int
+    last_error: str | None
+    last_outcome: str
+    last_warning: str | None = None
+    last_success_at: str | None = None
+    permanent_url: str | None = None
+    title: str | None = None
+    site_url: str | None = None
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveCounts:
+    new_items: int = 0
+    updated_items: int = 0
+    sightings: int = 0

@@ -1,0 +1,262 @@
+"""Refresh one feed: fetch -> parse -> extract -> store. Shared by `aggregator fetch` and
+the daemon, so both behave exactly alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from aggregator.drafts import drafts_for
+from aggregator.errors import AggregatorError, FetchError
+from aggregator.extract import article_from_feed
+from aggregator.feedstate import after_failure, after_success
+from aggregator.fetch import Fetcher
+from aggregator.models import (
+    Article,
+    Config,
+    FeedConfig,
+    FeedOutcome,
+    FeedState,
+    FetchRecord,
+    FetchResult,
+    ItemDraft,
+    Validators,
+)
+from aggregator.store import Store
+from aggregator.times import iso_utc, utc_now
+from aggregator.workers import Workers
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9,"
+    " text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+MAX_EXTRACT_ATTEMPTS = 3  # a page that failed this often is left with the feed's summary
+RETRIES_PER_REFRESH = 20
+
+
+@dataclass
+class Pipeline:
+    """What one run shares between feeds: the fetcher, the workers, the writer."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    workers: Workers
+    extract: bool = True  # False: --no-extract for this run
+    clock: Callable[[], datetime] = utc_now
+    # Article pages already being fetched in this run, so two feeds listing the same
+    # article fetch its page once.
+    _pages: dict[str, asyncio.Task[tuple[Article | None, str | None]]] = field(default_factory=dict)
+
+    def interval_s(self, feed: FeedConfig) -> int:
+        return feed.interval_s or self.config.settings.interval_s
+
+    def configured_to_extract(self, feed: FeedConfig) -> bool:
+        return self.config.settings.extract if feed.extract is None else feed.extract
+
+    def extracts(self, feed: FeedConfig) -> bool:
+        """Whether this run fetches the feed's article pages (--no-extract turns it off)."""
+        return self.configured_to_extract(feed) and self.extract
+
+    async def refresh_feed(self, feed: FeedConfig) -> FeedOutcome:
+        """Never raises for anything a feed or page can do; the outcome says what happened."""
+        started = self.clock()
+        t0 = time.monotonic()
+        state = self.store.feed_state(feed.name)
+        if state.state == "gone":
+            return FeedOutcome(
+                feed.name,
+                "gone",
+                error="skipped: the server said the feed is gone (410); "
+                "remove it from feeds.yaml or give it a new URL",
+            )
+        try:
+            outcome = await self._refresh(feed, state, started)
+        except AggregatorError as exc:
+            outcome = self._record_failure(feed, state, started, exc)
+        except Exception as exc:  # a bug must not stop the other feeds; it is recorded
+            log.exception("refreshing %s failed unexpectedly", feed.name)
+            outcome = self._record_failure(
+                feed, state, started, AggregatorError(f"unexpected error: {exc!r}")
+            )
+        return replace(outcome, duration_ms=int((time.monotonic() - t0) * 1000))
+
+    async def _refresh(self, feed: FeedConfig, state: FeedState, started: datetime) -> FeedOutcome:
+        settings = self.config.settings
+        retried = await self._retry_pending(feed)
+        result = await self.fetcher.get(
+            state.url,
+            validators=Validators(state.etag, state.last_modified),
+            max_bytes=settings.max_feed_bytes,
+            accept=FEED_ACCEPT,
+        )
+        interval = self.interval_s(feed)
+        record = FetchRecord(
+            feed=feed.name,
+            started_at=iso_utc(started),
+            url=state.url,
+            outcome="not_modified",
+            http_status=result.status,
+            duration_ms=result.elapsed_ms,
+            bytes=len(result.body),
+        )
+        if result.not_modified:
+            update = after_success(state, result, None, now=self.clock(), interval_s=interval)
+            self.store.save_refresh(feed.name, [], record, update)
+            return FeedOutcome(feed.name, "not_modified", http_status=304, pages_fetched=retried)
+        parsed = await self.workers.parse(
+            result.body,
+            result.final_url,
+            result.content_type,
+            result.charset,
+            settings.max_entries,
+        )
+        drafts = await self._prepare(feed, drafts_for(parsed.entries))
+        warning = parsed.warning
+        if parsed.total_entries > len(parsed.entries):
+            warning = (
+                f"the feed has {parsed.total_entries} entries; only the first "
+                f"{len(parsed.entries)} were read (settings.max_entries)"
+            )
+        parsed = replace(parsed, warning=warning)
+        record = replace(record, outcome="ok", entries=len(parsed.entries), warning=warning)
+        update = after_success(state, result, parsed, now=self.clock(), interval_s=interval)
+        counts = self.store.save_refresh(feed.name, drafts, record, update)
+        return FeedOutcome(
+            feed.name,
+            "ok",
+            http_status=result.status,
+            entries=len(parsed.entries),
+            new_items=counts.new_items,
+            updated_items=counts.updated_items,
+            pages_fetched=retried + sum(d.extract_status in ("ok", "failed") for d in drafts),
+            extract_failures=sum(d.extract_status == "failed" for d in drafts),
+            warning=warning,
+        )
+
+    async def _prepare(self, feed: FeedConfig, drafts: list[ItemDraft]) -> list[ItemDraft]:
+        """Keep the drafts the store lacks or that changed, with their articles attached."""
+        known_keys, known_urls = self.store.known_entries(feed.name, drafts)
+        changed = [d for d in drafts if known_keys.get(d.key) != d.entry_hash]
+        return list(
+            await asyncio.gather(
+                *(
+                    self._attach_article(feed, d, d.key in known_keys or d.url in known_urls)
+                    for d in changed
+                )
+            )
+        )
+
+    async def _attach_article(self, feed: FeedConfig, draft: ItemDraft, known: bool) -> ItemDraft:
+        from_feed = article_from_feed(
+            draft.entry, base_url=draft.entry.link or feed.url, force=feed.extract is False
+        )
+        if from_feed is not None:
+            return replace(draft, article=from_feed, extract_status="feed")
+        if known:
+            return draft  # the item exists; its page was (or will be) handled on its own
+        if not draft.entry.link or draft.url is None:
+            return replace(draft, extract_status="skipped", extract_error="the entry has no link")
+        if not self.configured_to_extract(feed):
+            return replace(draft, extract_status="skipped")
+        if not self.extract:
+            return draft  # --no-extract: left pending for a later run
+        article, error = await self._page(draft.url, draft.entry.link)
+        if article is None:
+            return replace(draft, extract_status="failed", extract_error=error)
+        return replace(draft, article=article, extract_status="ok")
+
+    def _page(self, url: str, link: str) -> asyncio.Task[tuple[Article | None, str | None]]:
+        task = self._pages.get(url)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_article(link))
+            self._pages[url] = task
+        return task
+
+    async def _fetch_article(self, link: str) -> tuple[Article | None, str | None]:
+        try:
+            page = await self.fetcher.get(
+                link, max_bytes=self.config.settings.max_page_bytes, accept=PAGE_ACCEPT
+            )
+            _check_html(page)
+            return await self.workers.extract(page.body, page.final_url, page.charset), None
+        except AggregatorError as exc:
+            return None, str(exc)
+
+    async def _retry_pending(self, feed: FeedConfig) -> int:
+        """Pages that failed (or were skipped with --no-extract) on earlier runs."""
+        if not self.extracts(feed):
+            return 0
+        pending = self.store.pending_pages(
+            feed.name, max_attempts=MAX_EXTRACT_ATTEMPTS, limit=RETRIES_PER_REFRESH
+        )
+        for item_id, link in pending:
+            article, error = await self._fetch_article(link)
+            self.store.save_extraction(item_id, article, error)
+        return len(pending)
+
+    def _record_failure(
+        self, feed: FeedConfig, state: FeedState, started: datetime, exc: AggregatorError
+    ) -> FeedOutcome:
+        status = getattr(exc, "status", None)
+        record = FetchRecord(
+            feed=feed.name,
+            started_at=iso_utc(started),
+            url=state.url,
+            outcome=exc.outcome,
+            http_status=status,
+            error=str(exc),
+        )
+        update = after_failure(
+            state,
+            outcome=exc.outcome,
+            error=str(exc),
+            now=self.clock(),
+            interval_s=self.interval_s(feed),
+        )
+        self.store.save_refresh(feed.name, [], record, update)
+        return FeedOutcome(feed.name, exc.outcome, http_status=status, error=str(exc))
+
+
+def _check_html(page: FetchResult) -> None:
+    if page.content_type and page.content_type not in HTML_TYPES:
+        raise FetchError(
+            f"the link serves {page.content_type}, not an HTML article page", url=page.final_url
+        )
+
+
+async def fetch_feeds(
+    config: Config,
+    store: Store,
+    feeds: Sequence[FeedConfig],
+    *,
+    extract: bool = True,
+    workers: Workers | None = None,
+    on_done: Callable[[FeedOutcome], None] | None = None,
+) -> list[FeedOutcome]:
+    """One pass over `feeds`, all at once within the fetcher's limits (`aggregator fetch`)."""
+    store.sync_feeds(config.feeds, now=iso_utc(utc_now()))
+    own_workers = workers is None
+    workers = workers or Workers()
+    try:
+        async with Fetcher(config.settings) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, workers, extract=extract)
+
+            async def one(feed: FeedConfig) -> FeedOutcome:
+                outcome = await pipeline.refresh_feed(feed)
+                if on_done is not None:
+                    on_done(outcome)
+                return outcome
+
+            return list(await asyncio.gather(*(one(f) for f in feeds)))
+    finally:
+        if own_workers:
+            workers.close()

@@ -1,0 +1,86 @@
+"""Where the CPU-heavy stages run: a process pool sized to the machine.
+
+Parse and extract take bytes and return plain data, so they cross the process boundary
+cheaply. The pool forks from a server process that has already imported them (forkserver
+preload), so a worker starts in milliseconds instead of re-importing trafilatura.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from aggregator.errors import AggregatorError
+from aggregator.extract import extract_article
+from aggregator.models import Article, ParsedFeed
+from aggregator.parse import parse_feed
+
+T = TypeVar("T")
+
+
+class WorkerCrashed(AggregatorError):
+    outcome = "internal_error"
+
+
+def default_processes() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+class Workers:
+    """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging)."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = default_processes() if processes is None else processes
+        self._executor: Executor | None = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self.processes == 0:
+                self._executor = ThreadPoolExecutor(max_workers=1)
+            else:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["aggregator.workers"])
+                self._executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+        return self._executor
+
+    async def _run(self, func: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool(), func, *args)
+        except BrokenProcessPool:
+            # A worker died (out of memory on a hostile page, a crash in a C library):
+            # start a fresh pool for the next job and report this one as failed.
+            self.close()
+            raise WorkerCrashed("a worker process died while handling this input") from None
+
+    async def parse(
+        self, body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
+    ) -> ParsedFeed:
+        result: ParsedFeed = await self._run(_parse, body, url, content_type, charset, max_entries)
+        return result
+
+    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
+        result: Article = await self._run(_extract, body, url, charset)
+        return result
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+# Module-level so they pickle by reference into the worker processes.
+def _parse(
+    body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
+) -> ParsedFeed:
+    return parse_feed(
+        body, url=url, content_type=content_type, charset=charset, max_entries=max_entries
+    )
+
+
+def _extract(body: bytes, url: str, charset: str | None) -> Article:
+    return extract_article(body, url=url, charset=charset)

@@ -1,0 +1,137 @@
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from aggregator.drafts import drafts_for
+from aggregator.errors import StoreError
+from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord, ItemDraft
+from aggregator.store import Store, open_reader, reads
+
+NOW = "2026-11-27T10:00:00Z"
+FEEDS = [
+    FeedConfig("wire", "https://wire.example/rss"),
+    FeedConfig("partner", "https://p.example/f"),
+]
+
+
+def entry(n: int, *, guid: str | None = None, link: str | None = None, title: str = "") -> Entry:
+    return Entry(
+        guid=guid if guid is not None else f"g{n}",
+        link=link or f"https://news.example/story-{n}?utm_source=rss",
+        title=title or f"Story {n}",
+        summary=f"Summary of story {n}",
+        content_html=None,
+        author=None,
+        published_at=NOW,
+        updated_at=None,
+    )
+
+
+def record(feed: str) -> FetchRecord:
+    return FetchRecord(feed=feed, started_at=NOW, url="https://x", outcome="ok", http_status=200)
+
+
+def update(etag: str) -> FeedUpdate:
+    return FeedUpdate(
+        state="ok",
+        etag=etag,
+        last_modified=None,
+        last_fetched_at=NOW,
+        next_fetch_at=NOW,
+        error_count=0,
+        last_error=None,
+        last_outcome="ok",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store.open(str(tmp_path / "data" / "test.db"))
+    store.sync_feeds(FEEDS, now=NOW)
+    return store
+
+
+def count(store: Store, table: str) -> int:
+    return int(store.execute(f"SELECT count(*) FROM {table}")[0][0])
+
+
+def test_schema_is_migrated_in_wal_mode(store: Store) -> None:
+    assert store.execute("PRAGMA journal_mode")[0][0] == "wal"
+    tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"feeds", "fetches", "items", "sightings", "stories", "items_fts"} <= tables
+    reopened = Store.open(store.path)  # migrations are applied once
+    assert count(reopened, "_sqlite_migrations") == 1
+
+
+def test_same_link_from_two_feeds_is_one_item_with_two_sightings(store: Store) -> None:
+    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("a"))
+    other = entry(1, guid="partner-guid", link="https://NEWS.example/story-1#top")
+    counts = store.save_refresh("partner", drafts_for([other]), record("partner"), update("b"))
+    assert counts.new_items == 0
+    assert counts.sightings == 1
+    assert count(store, "items") == 1
+    assert sorted(r[0] for r in store.execute("SELECT feed FROM sightings")) == ["partner", "wire"]
+    assert store.execute("SELECT url, story_id IS NOT NULL FROM items")[0] == (
+        "https://news.example/story-1",
+        1,
+    )
+
+
+def test_entry_repeated_in_one_feed_under_other_guids_is_one_item(store: Store) -> None:
+    drafts = drafts_for([entry(1, guid="a"), entry(1, guid="b"), entry(1, guid="a")])
+    counts = store.save_refresh("wire", drafts, record("wire"), update("a"))
+    assert counts.new_items == 1
+    assert count(store, "items") == 1
+    assert count(store, "sightings") == 2
+
+
+def test_same_guid_with_changed_content_updates_the_item(store: Store) -> None:
+    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("a"))
+    edited = drafts_for([entry(1, title="Story 1 (updated)")])
+    counts = store.save_refresh("wire", edited, record("wire"), update("b"))
+    assert (counts.new_items, counts.updated_items) == (0, 1)
+    assert store.execute("SELECT title FROM items") == [("Story 1 (updated)",)]
+    assert store.execute("SELECT title FROM stories") == [("Story 1 (updated)",)]
+
+
+def test_a_failed_write_commits_nothing_and_keeps_old_validators(store: Store) -> None:
+    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("old"))
+    broken = ItemDraft(entry=entry(3), key="k", url="https://news.example/3", entry_hash="h")
+    drafts = [*drafts_for([entry(2)]), replace(broken, extract_status=None)]  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_refresh("wire", drafts, record("wire"), update("new"))
+    assert store.feed_state("wire").etag == "old"
+    assert count(store, "items") == 1
+    assert count(store, "fetches") == 1
+
+
+def test_feeds_follow_the_config(store: Store) -> None:
+    store.sync_feeds([FeedConfig("wire", "https://wire.example/rss2")], now=NOW)
+    wire = store.feed_state("wire")
+    assert wire.url == "https://wire.example/rss2"
+    assert wire.etag is None
+    assert store.feed_state("partner").state == "disabled"
+    store.sync_feeds(FEEDS, now=NOW)
+    assert store.feed_state("partner").state == "ok"
+
+
+def test_reader_is_read_only_and_searches_text(store: Store) -> None:
+    store.save_refresh(
+        "wire", drafts_for([entry(1, title="Libya accord"), entry(2)]), record("wire"), update("a")
+    )
+    db = open_reader(store.path)
+    assert [r["title"] for r in reads.search(db, "libya", since=None, feed=None, limit=5)] == [
+        "Libya accord"
+    ]
+    # Invalid FTS5 syntax falls back to plain words instead of failing.
+    assert reads.search(db, 'libya "', since=None, feed=None, limit=5)[0]["title"] == "Libya accord"
+    assert len(reads.items(db, since=None, feed="wire", limit=10)) == 2
+    with pytest.raises(StoreError, match="readonly"):
+        reads.query(db, "DELETE FROM items")
+
+
+def test_reader_on_missing_database_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="run `aggregator fetch` first"):
+        open_reader(str(tmp_path / "none.db"))
