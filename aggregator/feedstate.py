@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from aggregator.hints import hints_from
 from aggregator.models import FeedState, FeedUpdate, FetchResult, ParsedFeed
 from aggregator.times import iso_utc
 
@@ -44,7 +45,8 @@ def after_success(
         permanent_url=result.permanent_redirect,
         title=parsed.title if parsed else None,
         site_url=parsed.site_url if parsed else None,
-        ttl_minutes=parsed.ttl_minutes if parsed else None,
+        # A 304 repeats what the last 200 said; keep the hints recorded then.
+        hints=hints_from(result, parsed, now=now) if parsed else None,
     )
 
 
@@ -56,16 +58,22 @@ def after_failure(
     now: datetime,
     interval_s: int,
     permanent_url: str | None = None,
+    retry_after_s: int | None = None,
 ) -> FeedUpdate:
-    """Any failure: validators stay as they were, so nothing is skipped when it recovers."""
+    """Any failure: validators stay as they were, so nothing is skipped when it recovers.
+    A Retry-After (429/503) pushes the next fetch back at least that far."""
+    wait_s = max(interval_s, retry_after_s or 0)
     return FeedUpdate(
         state="gone" if outcome in FINAL_OUTCOMES else "failing",
         etag=state.etag,
         last_modified=state.last_modified,
         last_fetched_at=iso_utc(now),
-        next_fetch_at=iso_utc(now + timedelta(seconds=interval_s)),
+        next_fetch_at=iso_utc(now + timedelta(seconds=wait_s)),
         error_count=state.error_count + 1,
         last_error=error,
         last_outcome=outcome,
         permanent_url=permanent_url or state.permanent_url,
+        retry_after_until=(
+            iso_utc(now + timedelta(seconds=retry_after_s)) if retry_after_s is not None else None
+        ),
     )

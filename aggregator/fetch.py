@@ -1,8 +1,9 @@
 """HTTP for the whole project: conditional GET with limits, deadlines and the address guard.
 
 The only module that imports httpx; its errors become the project's own here. Redirects are
-followed by hand so that every hop passes the guard. Bodies are decompressed here too, not by
-httpx: its decoders inflate a whole network read at once, and 64 KB of gzipped zeros is 64 MB.
+followed by hand so that every hop passes the guard (and, for article pages, robots.txt).
+Requests to one host start at least `settings.host_gap_s` apart. Bodies are decompressed by
+`decoding`, not by httpx, so the size cap holds after decompression.
 """
 
 from __future__ import annotations
@@ -12,172 +13,24 @@ import math
 import socket
 import ssl
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import IO, Protocol, cast
 
-import brotli  # type: ignore[import-untyped]  # ships no type information
 import httpx
-import zstandard
 
 from aggregator import guard
-from aggregator.errors import (
-    BodyTooLarge,
-    FetchError,
-    FetchTimeout,
-    HTTPStatusError,
-    TooManyRedirects,
-)
+from aggregator.decoding import ACCEPT_ENCODING, read_body
+from aggregator.errors import FetchError, FetchTimeout, HTTPStatusError, TooManyRedirects
 from aggregator.models import FetchResult, Settings, Validators
+from aggregator.robots import RobotsCache
 
-ACCEPT_ENCODING = "gzip, deflate, br, zstd"  # exactly what the decoders below understand
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
-_PIECE = 64 * 1024  # decoded bytes per step, so memory stays flat on a compression bomb
 _MAX_RETRY_AFTER_S = 24 * 60 * 60
-
-
-class _Sink(Protocol):
-    def write(self, data: bytes) -> object: ...
-    def close(self) -> None: ...
-
-
-class _Body:
-    """The decoded body; refused as soon as it grows past the limit."""
-
-    def __init__(self, limit: int, url: str) -> None:
-        self._limit, self._url = limit, url
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> object:
-        self._size += len(data)
-        if self._size > self._limit:
-            raise _too_large(self._limit, self._url)
-        self._parts.append(data)
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def value(self) -> bytes:
-        return b"".join(self._parts)
-
-
-def _too_large(limit: int, url: str) -> BodyTooLarge:
-    size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit} byte"
-    return BodyTooLarge(
-        f"the response is larger than the {size} limit (counted after decompression)", url=url
-    )
-
-
-class _Zlib:
-    """gzip, or deflate in either the zlib wrapping RFC 9110 asks for or the raw form some send."""
-
-    def __init__(self, out: _Sink, *, gzip: bool) -> None:
-        self._out, self._gzip = out, gzip
-        self._head = b""  # deflate's wrapping is known after two bytes
-        self._inflate: zlib._Decompress | None = None
-
-    def write(self, data: bytes) -> object:
-        if self._inflate is None:
-            self._head += data
-            if len(self._head) < 2:
-                return None
-            data, self._head = self._head, b""
-            self._inflate = zlib.decompressobj(self._wbits(data))
-        while True:
-            piece = self._inflate.decompress(data, _PIECE)
-            data = self._inflate.unconsumed_tail
-            if piece:
-                self._out.write(piece)
-            if not data and len(piece) < _PIECE:
-                return None
-
-    def _wbits(self, head: bytes) -> int:
-        if self._gzip:
-            return 16 + zlib.MAX_WBITS
-        zlib_header = head[0] & 0x0F == 8 and ((head[0] << 8) | head[1]) % 31 == 0
-        return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
-
-    def close(self) -> None:
-        if self._inflate is not None:
-            self._out.write(self._inflate.flush())
-        self._out.close()
-
-
-class _Brotli:
-    def __init__(self, out: _Sink) -> None:
-        self._out = out
-        self._decompressor = brotli.Decompressor()
-
-    def write(self, data: bytes) -> object:
-        # brotli keeps output back once the limit is hit; drain it with empty input
-        piece: bytes = self._decompressor.process(data, output_buffer_limit=_PIECE)
-        while piece or not self._decompressor.can_accept_more_data():
-            self._out.write(piece)
-            piece = self._decompressor.process(b"", output_buffer_limit=_PIECE)
-        return None
-
-    def close(self) -> None:
-        self._out.close()
-
-
-class _Zstd:
-    def __init__(self, out: _Sink) -> None:
-        self._out = out
-        # The writer hands `out` one piece at a time; `out` only needs `write`.
-        self._writer = zstandard.ZstdDecompressor().stream_writer(
-            cast(IO[bytes], out), write_size=_PIECE, closefd=False
-        )
-
-    def write(self, data: bytes) -> object:
-        return self._writer.write(data)
-
-    def close(self) -> None:
-        self._out.close()
-
-
-_DECODERS: dict[str, Callable[[_Sink], _Sink]] = {
-    "gzip": lambda out: _Zlib(out, gzip=True),
-    "x-gzip": lambda out: _Zlib(out, gzip=True),
-    "deflate": lambda out: _Zlib(out, gzip=False),
-    "br": _Brotli,
-    "zstd": _Zstd,
-}
-_DECODE_ERRORS = (zlib.error, brotli.error, zstandard.ZstdError)
-
-
-def _decoders(content_encoding: str, body: _Body) -> _Sink:
-    """The chain that undoes Content-Encoding, last applied first, ending in `body`."""
-    sink: _Sink = body
-    for name in content_encoding.lower().split(","):
-        make = _DECODERS.get(name.strip())
-        if make is not None:  # identity and unknown labels pass through, as in httpx
-            sink = make(sink)
-    return sink
-
-
-async def _read_body(response: httpx.Response, max_bytes: int, url: str) -> bytes:
-    encoding = response.headers.get("content-encoding", "")
-    declared = response.headers.get("content-length", "")
-    if not encoding and declared.isdecimal() and int(declared) > max_bytes:
-        raise _too_large(max_bytes, url)  # no need to download it to know
-    body = _Body(max_bytes, url)
-    sink = _decoders(encoding, body)
-    try:
-        async for chunk in response.aiter_raw():
-            sink.write(chunk)
-        sink.close()
-    except _DECODE_ERRORS as exc:
-        raise FetchError(
-            f"the response body could not be decompressed ({encoding}): {exc}", url=url
-        ) from exc
-    return body.value()
+_KEEP_STARTS = 1024  # hosts whose last request start is remembered before pruning
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> int | None:

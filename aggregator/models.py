@@ -106,6 +106,10 @@ class ParsedFeed:
     version: str = ""  # rss20, atom10, json11, ...
     ttl_minutes: int | None = None  # RSS <ttl>: a hint for the scheduler
     total_entries: int = 0  # before the max_entries cap
+    # sy:updatePeriod / sy:updateFrequency as seconds between updates
+    update_period_s: int | None = None
+    skip_hours: tuple[int, ...] = ()  # RSS <skipHours>: UTC hours not to poll
+    skip_days: tuple[str, ...] = ()  # RSS <skipDays>: "Monday", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,20 @@ class FetchRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedHints:
+    """What the server and the feed say about how often to come back (for the scheduler)."""
+
+    max_age_s: int | None = None  # Cache-Control max-age, else Expires - now
+    ttl_minutes: int | None = None
+    update_period_s: int | None = None
+    skip_hours: tuple[int, ...] = ()
+    skip_days: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return self == FeedHints()
+
+
+@dataclass(frozen=True, slots=True)
 class FeedUpdate:
     """The feed's row after a refresh; written in the same transaction as its items."""
 
@@ -206,7 +224,8 @@ class FeedUpdate:
     permanent_url: str | None = None
     title: str | None = None
     site_url: str | None = None
-    ttl_minutes: int | None = None
+    hints: FeedHints | None = None  # None: keep what was recorded before
+    retry_after_until: str | None = None  # the server asked us not to come back before this
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,9 @@ class Pipeline:
     async def _refresh(self, feed: FeedConfig, state: FeedState, started: datetime) -> FeedOutcome:
         settings = self.config.settings
         retried = await self._retry_pending(feed)
+        # After a 301/308 the feed is fetched from where it moved (until feeds.yaml changes).
         result = await self.fetcher.get(
-            state.url,
+            state.permanent_url or state.url,
             validators=Validators(state.etag, state.last_modified),
             max_bytes=settings.max_feed_bytes,
             accept=FEED_ACCEPT,
@@ -221,6 +222,7 @@ class Pipeline:
             error=str(exc),
             now=self.clock(),
             interval_s=self.interval_s(feed),
+            retry_after_s=getattr(exc, "retry_after_s", None),
         )
         self.store.save_refresh(feed.name, [], record, update)
         return FeedOutcome(feed.name, exc.outcome, http_status=status, error=str(exc))

@@ -8,6 +8,7 @@ from aggregator.drafts import drafts_for
 from aggregator.errors import StoreError
 from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord, ItemDraft
 from aggregator.store import Store, open_reader, reads
+from aggregator.store.schema import migrations
 
 NOW = "2026-11-27T10:00:00Z"
 FEEDS = [
@@ -61,8 +62,10 @@ def test_schema_is_migrated_in_wal_mode(store: Store) -> None:
     assert store.execute("PRAGMA journal_mode")[0][0] == "wal"
     tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"feeds", "fetches", "items", "sightings", "stories", "items_fts"} <= tables
+    applied = count(store, "_sqlite_migrations")
     reopened = Store.open(store.path)  # migrations are applied once
-    assert count(reopened, "_sqlite_migrations") == 1
+    assert count(reopened, "_sqlite_migrations") == applied
+    assert migrations.pending(reopened.db) == []
 
 
 def test_same_link_from_two_feeds_is_one_item_with_two_sightings(store: Store) -> None:

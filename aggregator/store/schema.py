@@ -115,3 +115,11 @@ def m0001_initial(db: Database) -> None:
     ):
         db.execute(sql)
     db.table("items").enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+
+
+@migrations(name="0002_feed_hints")
+def m0002_feed_hints(db: Database) -> None:
+    # Freshness hints (JSON: max_age_s, ttl_minutes, update_period_s, skip_hours, skip_days)
+    # and the earliest time a 429/503 Retry-After allows, for the scheduler.
+    db.execute("ALTER TABLE feeds ADD COLUMN hints TEXT")
+    db.execute("ALTER TABLE feeds ADD COLUMN retry_after_until TEXT")

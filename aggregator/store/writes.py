@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -172,9 +173,14 @@ def insert_fetch(db: Database, fetch: FetchRecord, counts: SaveCounts) -> None:
 def update_feed(db: Database, feed: str, update: FeedUpdate) -> None:
     values = asdict(update)
     # Keep what we learnt before when this refresh did not learn it again.
-    for sticky in ("last_success_at", "title", "site_url", "ttl_minutes"):
+    for sticky in ("last_success_at", "title", "site_url", "hints"):
         if values[sticky] is None:
             values.pop(sticky)
+    if update.hints is not None:
+        values["hints"] = json.dumps(
+            {k: v for k, v in asdict(update.hints).items() if v not in (None, [], ())}
+        )
+        values["ttl_minutes"] = update.hints.ttl_minutes
     assignments = ", ".join(f"{column} = ?" for column in values)
     db.execute(f"UPDATE feeds SET {assignments} WHERE name = ?", [*values.values(), feed])
 
