@@ -38,9 +38,11 @@ _TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_comments": False,  # reader comments are not the article: +0.9 points precision
     "include_tables": True,
     "with_metadata": True,
-    # a time of day when the page gives one, not just the date htmldate returns by default
+    # A time of day when the page gives one, not just the date htmldate returns by default.
+    # No text scan: on the eval corpus it "finds" a date on 987 of 990 pages, mostly the
+    # copyright year as January 1st, and takes a quarter of the extraction time.
     "date_extraction_params": {
-        "extensive_search": True,
+        "extensive_search": False,
         "original_date": True,
         "outputformat": "%Y-%m-%dT%H:%M:%S%z",
     },

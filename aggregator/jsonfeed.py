@@ -59,9 +59,7 @@ def parse_json_feed(body: bytes, *, url: str, max_entries: int) -> ParsedFeed:
         title=clip(title, TITLE_LIMIT) or None,
         site_url=home,
         entries=entries,
-        warning=f"{skipped} of the feed's items are not JSON objects; skipped them"
-        if skipped
-        else None,
+        warning=f"skipped {skipped} items that are not JSON objects" if skipped else None,
         version="json10" if version == VERSION_PREFIX + "1" else "json11",
         total_entries=len(objects),
     )

@@ -4,10 +4,10 @@ Pure, so it can run in a worker process: no network, no clock, no database.
 
 Safety, found by experiment with feedparser 6.0.14 on expat 2.5: external entities are neither
 fetched nor read (`SYSTEM "file:///etc/passwd"` stays a bare `&x;`) and expat stops billion
-laughs at its amplification limit (after ~2 s and ~50 MB), but feedparser's lenient fallback
-parser re-expands "safe" internal entities without any limit (a 100 KB entity used 1,000 times
-gave a 100 MB title), so any entity declaration is refused. And feedparser.parse(bytes) opens
-the bytes as a file path if such a file exists, so the body goes in as a stream.
+laughs at its amplification limit (0.5 s, ~60 MB), but feedparser's lenient fallback parser
+re-expands "safe" internal entities without limit (a 104 KB body gave a 100 MB title and took
+~400 MB), so any entity declaration is refused. And feedparser.parse(bytes) opens the bytes as
+a file path if such a file exists, so the body goes in as a stream.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from xml.sax import SAXParseException
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
+from aggregator import feedhints
 from aggregator.errors import NotAFeed, ParseError
 from aggregator.jsonfeed import SUMMARY_LIMIT, TITLE_LIMIT, http_url, parse_json_feed
 from aggregator.models import Entry, ParsedFeed
@@ -115,7 +116,7 @@ def _parse_xml(
             "content-location": url,
             "content-type": "application/xml; charset=utf-8",
         },
-        sanitize_html=False,  # Entry.content_html is raw; the store's writer sanitises it
+        sanitize_html=False,  # Entry.content_html is raw by contract; sanitize.py cleans it
     )
     version: str = result.get("version") or ""
     entries = list(result.get("entries") or [])
@@ -137,6 +138,9 @@ def _parse_xml(
         version=version,
         ttl_minutes=_ttl(feed.get("ttl")),
         total_entries=len(entries),
+        update_period_s=feedhints.update_period_s(feed),
+        skip_hours=feedhints.skip_hours(document),
+        skip_days=feedhints.skip_days(document),
     )
 
 

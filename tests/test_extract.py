@@ -67,6 +67,15 @@ def test_bom_beats_labels() -> None:
     assert decode_html(b"\xff\xfe" + page.encode("utf-16-le"), None) == page
 
 
+def test_utf16_in_header_without_bom() -> None:
+    page = russian_page()
+    assert decode_html(page.encode("utf-16-le"), "utf-16le") == page
+
+
+def test_utf16_label_on_a_single_byte_page_is_ignored() -> None:
+    assert decode_html(b"<p>plain</p>", "utf-16") == "<p>plain</p>"
+
+
 def test_header_says_utf8_but_bytes_are_windows_1251() -> None:
     body = russian_page('<meta charset="windows-1251">').encode("cp1251")
     assert RUSSIAN in decode_html(body, "utf-8")

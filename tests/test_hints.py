@@ -100,3 +100,22 @@ def test_failure_keeps_validators_and_honours_retry_after(
     assert (update.etag, update.last_modified) == ("e", "lm")
     assert (update.state, update.error_count) == (state, 3)
     assert (update.next_fetch_at, update.retry_after_until) == (next_at, until)
+
+
+SYNDICATED = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel>
+<title>t</title><ttl>30</ttl>
+<sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>
+<skipHours><hour>0</hour><hour>1</hour><hour>23</hour><hour>99</hour></skipHours>
+<skipDays><day>Sunday</day><day>saturday</day></skipDays>
+<item><title>a</title><link>https://example.org/a</link></item></channel></rss>"""
+
+
+def test_feed_level_hints_are_parsed() -> None:
+    from aggregator.parse import parse_feed
+
+    parsed = parse_feed(SYNDICATED, url="https://example.org/feed")
+    assert parsed.ttl_minutes == 30
+    assert parsed.update_period_s == 900
+    assert parsed.skip_hours == (0, 1, 23)
+    assert parsed.skip_days == ("Saturday", "Sunday")

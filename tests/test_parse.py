@@ -193,13 +193,20 @@ def test_max_entries_keeps_the_first_and_counts_all() -> None:
         (b"<html><body>x</body></html>", None, "an HTML page"),
         (b"<?xml version='1.0'?><config><a/></config>", "application/xml", "XML that is not RSS"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "image/png", "serves image/png content, not a feed"),
-        (b"/etc/passwd", None, "not a feed"),  # feedparser alone would open it as a file
         (b'{"items": []}', "application/json", "JSON, but not a JSON Feed"),
     ],
 )
 def test_not_a_feed(body: bytes, content_type: str | None, message: str) -> None:
     with pytest.raises(NotAFeed, match="^.*" + message.replace("(", r"\(").replace(")", r"\)")):
         parse_feed(body, url=FEED_URL, content_type=content_type)
+
+
+def test_body_is_never_taken_for_a_file_name(tmp_path: Path) -> None:
+    # feedparser.parse(b"/some/path") reads that file if it exists.
+    secret = tmp_path / "secret.xml"
+    secret.write_bytes(rss("<item><title>from the disk</title></item>"))
+    with pytest.raises(NotAFeed):
+        parse_feed(str(secret).encode(), url=FEED_URL)
 
 
 def test_truncated_feed_keeps_what_was_read() -> None:
@@ -270,6 +277,16 @@ def test_charset_from_the_xml_declaration(codec: str) -> None:
     assert (feed.entries[0].title, feed.warning) == (CYRILLIC, None)
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/xml", "text/html", "text/plain", "application/octet-stream", None]
+)
+def test_media_type_does_not_decide_the_encoding(content_type: str | None) -> None:
+    # RFC 3023 read text/* without a charset as us-ascii; RFC 7303 and real servers do not.
+    body = rss(f"<item><title>{CYRILLIC}</title></item>", prolog="")
+    feed = parse_feed(body, url=FEED_URL, content_type=content_type)
+    assert (feed.entries[0].title, feed.warning) == (CYRILLIC, None)
+
+
 def test_declared_charset_wins_and_a_wrong_one_is_reported() -> None:
     body = rss(f"<item><title>{CYRILLIC}</title></item>").decode()
     assert only_entry(body.encode("koi8-r"), charset="koi8-r").title == CYRILLIC
@@ -330,7 +347,7 @@ def test_json_feed_11() -> None:
     )
     assert (feed.total_entries, feed.warning) == (
         2,
-        "1 of the feed's items are not JSON objects; skipped them",
+        "skipped 1 items that are not JSON objects",
     )
     first, second = feed.entries
     assert first == Entry(
