@@ -26,6 +26,18 @@ class WorkerCrashed(AggregatorError):
     outcome = "internal_error"
 
 
+class WorkerTimeout(AggregatorError):
+    """Parsing or extracting one body took too long (hostile or pathological input)."""
+
+    outcome = "timeout"
+
+
+# feedparser's fallback parser needs seconds per MB of broken XML, and trafilatura can be
+# slow on giant pages: past these limits the worker is killed rather than waited for.
+PARSE_TIMEOUT_S = 60.0
+EXTRACT_TIMEOUT_S = 30.0
+
+
 def default_processes() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
@@ -33,8 +45,16 @@ def default_processes() -> int:
 class Workers:
     """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging)."""
 
-    def __init__(self, processes: int | None = None) -> None:
+    def __init__(
+        self,
+        processes: int | None = None,
+        *,
+        parse_timeout_s: float = PARSE_TIMEOUT_S,
+        extract_timeout_s: float = EXTRACT_TIMEOUT_S,
+    ) -> None:
         self.processes = default_processes() if processes is None else processes
+        self.parse_timeout_s = parse_timeout_s
+        self.extract_timeout_s = extract_timeout_s
         self._executor: Executor | None = None
 
     def _pool(self) -> Executor:
@@ -47,24 +67,54 @@ class Workers:
                 self._executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
         return self._executor
 
-    async def _run(self, func: Any, *args: Any) -> Any:
+    async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool(), func, *args)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool(), func, *args), timeout)
+        except TimeoutError:
+            self._kill()
+            raise WorkerTimeout(
+                f"{what} took longer than {timeout:g} s; the input is too large or malformed"
+            ) from None
         except BrokenProcessPool:
             # A worker died (out of memory on a hostile page, a crash in a C library):
             # start a fresh pool for the next job and report this one as failed.
             self.close()
             raise WorkerCrashed("a worker process died while handling this input") from None
 
+    def _kill(self) -> None:
+        """Stop a pool whose worker is stuck; jobs in flight in it fail and are retried
+        on a later run, the next job gets a fresh pool."""
+        executor = self._executor
+        if isinstance(executor, ProcessPoolExecutor):
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.kill()
+        self.close()
+
     async def parse(
         self, body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
     ) -> ParsedFeed:
-        result: ParsedFeed = await self._run(_parse, body, url, content_type, charset, max_entries)
+        result: ParsedFeed = await self._run(
+            _parse,
+            body,
+            url,
+            content_type,
+            charset,
+            max_entries,
+            timeout=self.parse_timeout_s,
+            what="reading the feed",
+        )
         return result
 
     async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
-        result: Article = await self._run(_extract, body, url, charset)
+        result: Article = await self._run(
+            _extract,
+            body,
+            url,
+            charset,
+            timeout=self.extract_timeout_s,
+            what="extracting the article",
+        )
         return result
 
     def close(self) -> None:
