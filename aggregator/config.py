@@ -8,6 +8,7 @@ typos, and a silently ignored `intreval:` is worse than a refusal.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import fields, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from aggregator.urls import canonical_url
 FEED_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
 
 # feeds.yaml key -> (Settings field, kind)
 SETTING_KEYS: dict[str, tuple[str, str]] = {
@@ -39,6 +41,7 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "max_entries": ("max_entries", "int"),
     "concurrency": ("concurrency", "int"),
     "per_host": ("per_host", "int"),
+    "host_gap": ("host_gap_s", "seconds"),
 }
 FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
 TOP_KEYS = ("settings", "feeds")
@@ -91,6 +94,8 @@ def _convert(kind: str, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value  # plain seconds
         return parse_duration(str(value))
+    if kind == "seconds":
+        return _seconds(value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{value!r} is not true or false")
@@ -107,6 +112,16 @@ def _convert(kind: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a non-empty text")
     return value.strip()
+
+
+def _seconds(value: Any) -> float:
+    """Seconds as a float, fractions welcome, 0 for none: 0.5, 2, '500ms', '2s'."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value >= 0 and math.isfinite(value):
+            return float(value)
+    elif match := _SECONDS.match(str(value)):
+        return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    raise ValueError(f"{value!r} is not a time; write for example 500ms, 2s or 0")
 
 
 def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> Settings:

@@ -59,6 +59,12 @@ class TooManyRedirects(FetchError):
     outcome = "redirect_error"
 
 
+class RobotsDisallowed(FetchError):
+    """The site's robots.txt asks crawlers like this one to keep away from an article page."""
+
+    outcome = "robots_disallowed"
+
+
 class HTTPStatusError(FetchError):
     """The server answered with a status that carries no feed or page."""
 

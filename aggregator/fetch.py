@@ -90,6 +90,10 @@ _PLAIN_WORDS: tuple[tuple[type[BaseException], str], ...] = (
 
 def _describe(exc: Exception, host: str) -> str:
     causes = list(_causes(exc))
+    # h11 gives up on a response whose headers pass httpcore's 100 KB cap ("Receive buffer too
+    # long"), marking it with 431, the status for oversized headers; duck-typed, not imported.
+    if any(getattr(c, "error_status_hint", None) == 431 for c in causes):
+        return f"host {host} sent oversized or malformed headers (over 100 KB); nothing was read"
     for kind, words in _PLAIN_WORDS:
         cause = next((c for c in causes if isinstance(c, kind)), None)
         if cause is not None:
@@ -136,27 +140,63 @@ class _Deadline:
 @dataclass
 class _Slot:
     semaphore: asyncio.Semaphore
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # one at a time waits its turn
     users: int = 0
 
 
 class _HostSlots:
-    """A semaphore per host, forgotten again once nobody holds or awaits it."""
+    """Per host: at most `per_host` requests in flight, their starts at least a gap apart.
 
-    def __init__(self, per_host: int) -> None:
-        self._per_host = per_host
+    A host's semaphore is forgotten once nobody holds or awaits it; when the host's last
+    request started is kept while it still delays the next one.
+    """
+
+    def __init__(self, per_host: int, gap_s: float) -> None:
+        self._per_host, self._gap_s = per_host, gap_s
         self._slots: dict[str, _Slot] = {}
+        self._gaps: dict[str, float] = {}  # hosts that asked for more (robots.txt Crawl-delay)
+        self._started: dict[str, float] = {}  # host -> loop time its last request started
+        self._prune_at = _KEEP_STARTS
+
+    def slow_down(self, host: str, gap_s: float) -> None:
+        """Space this host's requests at least `gap_s` apart from now on."""
+        self._gaps[host] = max(gap_s, self._gaps.get(host, 0.0))
+
+    def _gap(self, host: str) -> float:
+        return max(self._gap_s, self._gaps.get(host, 0.0))
 
     @asynccontextmanager
-    async def hold(self, host: str) -> AsyncIterator[None]:
+    async def hold(self, host: str, in_flight: asyncio.Semaphore) -> AsyncIterator[None]:
+        """The host's slot, then its turn, then one of `in_flight`; all held for the block.
+
+        The host slot comes before the global one and the wait for the host's turn happens
+        in between, so a host that must be waited for never keeps other hosts waiting.
+        """
         slot = self._slots.setdefault(host, _Slot(asyncio.Semaphore(self._per_host)))
         slot.users += 1
         try:
             async with slot.semaphore:
-                yield
+                async with slot.turn:
+                    loop = asyncio.get_running_loop()
+                    delay = self._started.get(host, -math.inf) + self._gap(host) - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await in_flight.acquire()
+                    self._remember_start(host, loop.time())
+                try:
+                    yield
+                finally:
+                    in_flight.release()
         finally:
             slot.users -= 1
             if slot.users == 0:
                 del self._slots[host]
+
+    def _remember_start(self, host: str, now: float) -> None:
+        self._started[host] = now
+        if len(self._started) > self._prune_at:  # forget the hosts no longer held back
+            self._started = {h: t for h, t in self._started.items() if t + self._gap(h) > now}
+            self._prune_at = max(_KEEP_STARTS, 2 * len(self._started))
 
 
 @dataclass(frozen=True)
@@ -176,7 +216,7 @@ class Fetcher:
         self._settings = settings
         slots = settings.concurrency
         self._client = httpx.AsyncClient(
-            follow_redirects=False,  # followed in `get`, so every hop passes the guard
+            follow_redirects=False,  # followed in `_follow`, so every hop passes the guard
             # read, write and pool; the total deadline in `get` is what really bounds a fetch
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
@@ -185,7 +225,10 @@ class Fetcher:
             trust_env=False,  # a proxy from the environment would hide the peer from the guard
         )
         self._in_flight = asyncio.Semaphore(settings.concurrency)
-        self._hosts = _HostSlots(settings.per_host)
+        self._hosts = _HostSlots(settings.per_host, settings.host_gap_s)
+        self._robots = RobotsCache(
+            self.get, user_agent=settings.user_agent, on_crawl_delay=self._slow_down
+        )
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -197,18 +240,27 @@ class Fetcher:
         await self._client.aclose()
 
     async def get(
-        self,
-        url: str,
-        *,
-        validators: Validators | None = None,
-        max_bytes: int,
-        accept: str = "*/*",
+        self, url: str, *, validators: Validators | None = None, max_bytes: int, accept: str = "*/*"
     ) -> FetchResult:
         """GET `url` following redirects: 2xx and 304 are returned, anything else raises.
 
         Validators go with every hop, so a redirect target that knows them can answer 304.
         `settings.timeout_s` bounds the time spent in requests (not queueing for a slot).
+        Feeds come here: the user subscribed to them, so robots.txt is not asked.
         """
+        return await self._follow(url, validators, max_bytes, accept, robots=False)
+
+    async def get_page(self, url: str, *, max_bytes: int, accept: str = "*/*") -> FetchResult:
+        """GET an article page as `get` does, if the site's robots.txt lets us.
+
+        Every hop is asked (a feed's link often redirects to another site). Raises
+        RobotsDisallowed when a robots.txt says no; its Crawl-delay slows that host down.
+        """
+        return await self._follow(url, None, max_bytes, accept, robots=True)
+
+    async def _follow(
+        self, url: str, validators: Validators | None, max_bytes: int, accept: str, *, robots: bool
+    ) -> FetchResult:
         headers = _request_headers(validators, accept)
         current = _parse_url(url)
         chain = [str(current)]
@@ -216,6 +268,8 @@ class Fetcher:
         all_permanent = True
         deadline = _Deadline(self._settings.timeout_s)
         for _ in range(self._settings.max_redirects + 1):
+            if robots:  # before any slot is taken: robots.txt needs one of its own
+                await self._robots.check(str(current))
             hop = await self._request(current, headers, max_bytes, deadline)
             if hop.status not in _REDIRECTS:
                 return _result(url, hop, validators, permanent, round(deadline.used * 1000))
@@ -234,7 +288,7 @@ class Fetcher:
             raise FetchError(f"the address {url} names no host", url=str(url))
         # Host slot before the global one, and neither kept across hops: no request ever
         # holds one while waiting for another that its waiters hold.
-        async with self._hosts.hold(url.host), self._in_flight, deadline.running(url):
+        async with self._hosts.hold(url.host, self._in_flight), deadline.running(url):
             if not self._settings.allow_private_networks:
                 await guard.check_host(str(url), allow_private=False)
             with _translated(url):
@@ -243,7 +297,13 @@ class Fetcher:
                     status = response.status_code
                     body = b""
                     if 200 <= status < 300 or status == 304:
-                        body = await _read_body(response, max_bytes, str(url))
+                        body = await read_body(
+                            response.aiter_raw(),
+                            content_encoding=response.headers.get("content-encoding", ""),
+                            content_length=response.headers.get("content-length", ""),
+                            max_bytes=max_bytes,
+                            url=str(url),
+                        )
                     # Other bodies stay unread: that costs the connection, nothing else.
                     return _Hop(url, status, response.headers, body)
 
@@ -255,6 +315,9 @@ class Fetcher:
         address = stream.get_extra_info("server_addr") if stream is not None else None
         if address:  # (host, port) or, for IPv6, (host, port, flowinfo, scope_id)
             guard.check_address(str(url), url.host, str(address[0]))
+
+    def _slow_down(self, url: str, gap_s: float) -> None:
+        self._hosts.slow_down(_parse_url(url).host, gap_s)
 
 
 def _parse_url(text: str) -> httpx.URL:

@@ -26,6 +26,7 @@ class Settings:
     max_entries: int = 500  # per feed and fetch; wire feeds rarely carry more than 100
     concurrency: int = 16  # requests in flight across all hosts
     per_host: int = 2  # requests in flight to one host
+    host_gap_s: float = 0.5  # least time between the starts of two requests to one host
 
 
 @dataclass(frozen=True, slots=True)

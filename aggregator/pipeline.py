@@ -184,7 +184,7 @@ class Pipeline:
 
     async def _fetch_article(self, link: str) -> tuple[Article | None, str | None]:
         try:
-            page = await self.fetcher.get(
+            page = await self.fetcher.get_page(
                 link, max_bytes=self.config.settings.max_page_bytes, accept=PAGE_ACCEPT
             )
             _check_html(page)

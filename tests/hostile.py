@@ -20,7 +20,7 @@ MB = 1024 * 1024
 # The settings every hostile run uses: small caps so the bounds are quick to hit.
 SETTINGS = (
     "settings:\n  extract: false\n  timeout: 2s\n  max_feed_size: 1MB\n  max_redirects: 3\n"
-    "  allow_private_networks: false\n"
+    "  allow_private_networks: false\n  host_gap: 0\n"
 )
 GOOD_ITEMS = 20
 

@@ -31,7 +31,8 @@ def setup(server: LocalServer, tmp_path: Path) -> tuple[CliRunner, list[str]]:
     )
     config = tmp_path / "feeds.yaml"
     config.write_text(
-        "settings:\n  allow_private_networks: true\n  database: store/news.db\nfeeds:\n"
+        "settings:\n  allow_private_networks: true\n  host_gap: 0\n"
+        "  database: store/news.db\nfeeds:\n"
         f"  - name: wire\n    url: {server.url('/wire.xml')}\n"
     )
     return CliRunner(), ["--config", str(config)]

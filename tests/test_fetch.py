@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from itertools import pairwise
 from typing import Any
 
 import brotli  # type: ignore[import-untyped]  # ships no type information
@@ -22,19 +23,22 @@ import zstandard
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator import guard
+from aggregator.config import parse_config
 from aggregator.errors import (
     AddressRefused,
     BodyTooLarge,
     FetchError,
     FetchTimeout,
     HTTPStatusError,
+    InvalidConfig,
     TooManyRedirects,
 )
 from aggregator.fetch import Fetcher, parse_retry_after
 from aggregator.models import FetchResult, Settings, Validators
 
 MB = 2**20
-LOCAL = Settings(allow_private_networks=True)  # the test server is on loopback
+# The test server is on loopback; most tests make many requests to it at once.
+LOCAL = Settings(allow_private_networks=True, host_gap_s=0)
 RSS = "<rss version='2.0'><channel><title>Wire</title></channel></rss>"
 ETAG = '"v1"'
 LAST_MODIFIED = "Mon, 03 Mar 2025 10:00:00 GMT"
@@ -486,3 +490,100 @@ def test_unknown_paths_are_404(server: LocalServer) -> None:
     assert server.hits("/nowhere") == 1
     server.clear_log()
     assert server.requests == []
+
+
+def test_oversized_headers_are_a_clean_fetch_error(server: LocalServer) -> None:
+    """h11 under httpcore stops reading headers past 100 KB; that is said in plain words."""
+
+    def huge_header(request: RecordedRequest, writer: ResponseWriter) -> None:
+        writer.send_status(200)
+        writer.send_header("X-Padding", "x" * MB)
+        writer.end_headers()
+        writer.write(b"ok")
+
+    server.add_handler("/feed", huge_header)
+    with pytest.raises(FetchError, match="sent oversized or malformed headers") as caught:
+        fetch(server.url("/feed"))
+    assert caught.value.outcome == "network_error"
+    assert "Receive buffer" not in str(caught.value)
+
+
+def record_arrivals(server: LocalServer, path: str) -> list[tuple[float, str]]:
+    """(monotonic time, Host header) of each request to `path`, as the server saw it arrive."""
+    arrivals: list[tuple[float, str]] = []
+
+    def arrive(request: RecordedRequest, writer: ResponseWriter) -> None:
+        arrivals.append((time.monotonic(), request.headers["host"]))
+        _send_headers(writer)
+        writer.write(b"ok")
+
+    server.add_handler(path, arrive)
+    return arrivals
+
+
+def get_all(settings: Settings, urls: list[str], *, concurrent: bool) -> None:
+    async def run() -> None:
+        async with Fetcher(settings) as fetcher:
+            if concurrent:
+                await asyncio.gather(*(fetcher.get(url, max_bytes=MB) for url in urls))
+            else:
+                for url in urls:
+                    await fetcher.get(url, max_bytes=MB)
+
+    asyncio.run(run())
+
+
+# A request reaches the server a millisecond or two after it starts, now and then ~20 ms
+# later (thread scheduling): gaps are checked with 50 ms to spare.
+JITTER_S = 0.05
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_requests_to_one_host_start_a_gap_apart(server: LocalServer, concurrent: bool) -> None:
+    arrivals = record_arrivals(server, "/feed")
+    urls = [server.url(f"/feed?n={n}") for n in range(3)]
+    get_all(replace(LOCAL, host_gap_s=0.3, per_host=3), urls, concurrent=concurrent)
+    times = sorted(t for t, _ in arrivals)
+    assert len(times) == 3
+    assert min(b - a for a, b in pairwise(times)) >= 0.3 - JITTER_S
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_no_gap_means_no_delay(server: LocalServer, concurrent: bool) -> None:
+    arrivals = record_arrivals(server, "/feed")
+    urls = [server.url(f"/feed?n={n}") for n in range(3)]
+    get_all(replace(LOCAL, host_gap_s=0), urls, concurrent=concurrent)
+    times = sorted(t for t, _ in arrivals)
+    assert times[-1] - times[0] < 0.2
+
+
+def test_waiting_for_a_host_holds_no_global_slot(server: LocalServer) -> None:
+    """With one request in flight overall, another host goes while the first host waits."""
+    arrivals = record_arrivals(server, "/feed")
+    other_host = server.url("/feed?n=3").replace("127.0.0.1", "localhost")
+    urls = [server.url("/feed?n=1"), server.url("/feed?n=2"), other_host]
+    get_all(replace(LOCAL, host_gap_s=0.3, concurrency=1), urls, concurrent=True)
+    (first, _), (second, second_host), (third, third_host) = sorted(arrivals)
+    assert second_host.startswith("localhost")
+    assert second - first < 0.3 - JITTER_S
+    assert third_host.startswith("127.0.0.1")
+    assert third - first >= 0.3 - JITTER_S
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("500ms", 0.5), ("2s", 2.0), ("0.25", 0.25), ("1", 1.0), ("0", 0.0), ("0s", 0.0)],
+)
+def test_host_gap_in_feeds_yaml(value: str, seconds: float) -> None:
+    config = parse_config(f"settings:\n  host_gap: {value}\nfeeds: []\n")
+    assert config.settings.host_gap_s == seconds
+
+
+def test_host_gap_defaults_to_half_a_second() -> None:
+    assert parse_config("feeds: []\n").settings.host_gap_s == 0.5
+
+
+@pytest.mark.parametrize("value", ["-1", "1m", "soon", "true", ".nan"])
+def test_host_gap_refuses_what_is_no_time(value: str) -> None:
+    with pytest.raises(InvalidConfig, match=r"settings\.host_gap: .* is not a time"):
+        parse_config(f"settings:\n  host_gap: {value}\nfeeds: []\n")

@@ -37,7 +37,14 @@ LIBYA_TEXT = [
 
 
 def make_config(server: LocalServer, feeds: dict[str, str], extra: str = "") -> Config:
-    lines = ["settings:", "  allow_private_networks: true", "  timeout: 10s", extra, "feeds:"]
+    lines = [
+        "settings:",
+        "  allow_private_networks: true",
+        "  timeout: 10s",
+        "  host_gap: 0",
+        extra,
+    ]
+    lines.append("feeds:")
     for name, path in feeds.items():
         lines += [f"  - name: {name}", f"    url: {server.url(path)}"]
     return parse_config("\n".join(lines))
@@ -265,7 +272,7 @@ def test_full_text_feeds_are_not_fetched_again(server: LocalServer, store: Store
         ),
     )
     config = parse_config(
-        "settings:\n  allow_private_networks: true\nfeeds:\n"
+        "settings:\n  allow_private_networks: true\n  host_gap: 0\nfeeds:\n"
         f"  - name: partner\n    url: {server.url('/partner.xml')}\n"
         f"  - name: short\n    url: {server.url('/short.xml')}\n    extract: false\n"
     )
