@@ -93,8 +93,9 @@ class Pipeline:
         settings = self.config.settings
         retried = await self._retry_pending(feed)
         # After a 301/308 the feed is fetched from where it moved (until feeds.yaml changes).
+        url = state.permanent_url or state.url
         result = await self.fetcher.get(
-            state.permanent_url or state.url,
+            url,
             validators=Validators(state.etag, state.last_modified),
             max_bytes=settings.max_feed_bytes,
             accept=FEED_ACCEPT,
@@ -103,7 +104,7 @@ class Pipeline:
         record = FetchRecord(
             feed=feed.name,
             started_at=iso_utc(started),
-            url=state.url,
+            url=url,
             outcome="not_modified",
             http_status=result.status,
             duration_ms=result.elapsed_ms,
