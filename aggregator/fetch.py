@@ -49,13 +49,16 @@ def parse_retry_after(value: str | None, *, now: datetime) -> int | None:
     return min(seconds, _MAX_RETRY_AFTER_S)
 
 
-def _status_message(status: int, retry_after_s: int | None) -> str:
+def _status_message(status: int, retry_after_s: int | None, what: str = "feed") -> str:
+    """`what` is "feed" or "page": the advice differs for an article page."""
     if status == 404:
-        return "the server says the feed does not exist (404); check the URL"
+        fix = "check the URL" if what == "feed" else "the article may have been taken down"
+        return f"the server says the {what} does not exist (404); {fix}"
     if status == 410:
-        return "the feed was removed for good (410 Gone); remove it from feeds.yaml"
+        fix = "remove it from feeds.yaml" if what == "feed" else "the article was withdrawn"
+        return f"the {what} was removed for good (410 Gone); {fix}"
     if status in (401, 403):
-        return f"access denied ({status}); the feed needs a login or blocks this user agent"
+        return f"access denied ({status}); the {what} needs a login or blocks this user agent"
     if status == 429:
         when = "later" if retry_after_s is None else f"after {retry_after_s} s"
         return f"rate limited by the server (429); it will be retried {when}"
@@ -272,7 +275,14 @@ class Fetcher:
                 await self._robots.check(str(current))
             hop = await self._request(current, headers, max_bytes, deadline)
             if hop.status not in _REDIRECTS:
-                return _result(url, hop, validators, permanent, round(deadline.used * 1000))
+                return _result(
+                    url,
+                    hop,
+                    validators,
+                    permanent,
+                    round(deadline.used * 1000),
+                    what="page" if robots else "feed",
+                )
             current = _redirect_target(hop)
             all_permanent = all_permanent and hop.status in _PERMANENT
             if all_permanent:
@@ -382,11 +392,12 @@ def _result(
     validators: Validators | None,
     permanent: str | None,
     elapsed_ms: int,
+    what: str = "feed",
 ) -> FetchResult:
     if not (200 <= hop.status < 300 or hop.status == 304):
         retry = parse_retry_after(hop.headers.get("retry-after"), now=datetime.now(UTC))
         raise HTTPStatusError(
-            _status_message(hop.status, retry),
+            _status_message(hop.status, retry, what),
             url=str(hop.url),
             status=hop.status,
             retry_after_s=retry,

@@ -173,6 +173,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers
+    # Headers and body go out in separate writes; without this, Nagle's algorithm holds the
+    # body back until the client's delayed ACK (~40 ms per response).
+    disable_nagle_algorithm = True
     timeout = 10  # idle keep-alive connections give up eventually
     server: _HTTPServer
 

@@ -256,3 +256,10 @@ def test_status_errors_are_not_robots_errors(server: LocalServer) -> None:
     with pytest.raises(HTTPStatusError) as caught:
         get_page(server.url("/news/gone"))
     assert caught.value.status == 404
+
+
+def test_a_missing_page_is_reported_as_a_page_not_a_feed(server: LocalServer) -> None:
+    server.add("/robots.txt", "", status=404)
+    with pytest.raises(HTTPStatusError, match="the page does not exist") as caught:
+        get_page(server.url("/gone-story"))
+    assert "feeds.yaml" not in str(caught.value)
