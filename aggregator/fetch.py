@@ -392,6 +392,7 @@ def _result(
     validators: Validators | None,
     permanent: str | None,
     elapsed_ms: int,
+    *,
     what: str = "feed",
 ) -> FetchResult:
     if not (200 <= hop.status < 300 or hop.status == 304):
