@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/aggregator --config feeds.yaml --db data/aggregator.db fetch
+	$(BIN)/aggregator --config feeds.yaml --db data/aggregator.db run
 
 test: lint typecheck pytest
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from aggregator.models import FeedHistory
+from aggregator.schedule import SchedulePolicy, is_stale
+from aggregator.times import iso_utc, parse_iso
 
 # What to do after each failure outcome, beyond the error's own words.
 NEXT_STEP = {
@@ -34,6 +40,12 @@ def advise(feed: dict[str, Any]) -> str:
             parts.append(NEXT_STEP[outcome])
     elif outcome is None:
         parts.append("not fetched yet")
+    elif feed.get("stale"):
+        since = feed.get("last_new_at") or "it was added"
+        parts.append(
+            f"Stale: it answers, but no new entry since {since}, far longer than its usual "
+            "rhythm; check that the feed still updates, or whether it moved."
+        )
     else:
         parts.append("ok" if outcome == "ok" else "ok (not modified)")
     if feed.get("permanent_url") and feed.get("permanent_url") != feed.get("url"):
@@ -41,3 +53,44 @@ def advise(feed: dict[str, Any]) -> str:
     if feed.get("last_warning"):
         parts.append(f"Warning: {feed['last_warning']}")
     return " ".join(parts)
+
+
+# Feeds needing attention first: gone, failing, stale, then the healthy and the disabled.
+_ATTENTION = {"gone": 0, "failing": 1, "ok": 3, "disabled": 4}
+
+
+def with_health(
+    rows: list[dict[str, Any]],
+    histories: Mapping[str, FeedHistory],
+    *,
+    now: datetime,
+    policy: SchedulePolicy,
+) -> list[dict[str, Any]]:
+    """`aggregator feeds`: mark stale feeds, add the advice line, most urgent first."""
+    for row in rows:
+        history = histories.get(row["name"], FeedHistory())
+        row["stale"] = is_stale(history, now=now, policy=policy)
+        row["last_new_at"] = iso_utc(history.last_new_at) if history.last_new_at else None
+        row["advice"] = advise(row)
+
+    def urgency(row: dict[str, Any]) -> tuple[int, str]:
+        rank = 2 if row["stale"] and row["state"] == "ok" else _ATTENTION.get(row["state"], 3)
+        return rank, str(row["name"])
+
+    return sorted(rows, key=urgency)
+
+
+_UNITS = ((86400, "d"), (3600, "h"), (60, "m"))
+
+
+def relative(stamp: str | None, now: datetime) -> str:
+    """A stored time as a person reads it in a table: "3m ago", "in 2h", "now"."""
+    if not stamp:
+        return ""
+    seconds = (parse_iso(stamp) - now).total_seconds()
+    amount = abs(seconds)
+    if amount < 60:
+        return "now"
+    size, unit = next((size, unit) for size, unit in _UNITS if amount >= size)
+    text = f"{int(amount // size)}{unit}"
+    return f"in {text}" if seconds > 0 else f"{text} ago"

@@ -18,9 +18,9 @@ import click
 
 from aggregator import __version__
 from aggregator.errors import AggregatorError, InvalidConfig, StoreError
-from aggregator.models import Config
+from aggregator.models import Config, Settings
 from aggregator.output import FORMATS, render
-from aggregator.times import since_to_iso, utc_now
+from aggregator.times import iso_utc, since_to_iso, utc_now
 
 DEFAULT_CONFIG = "feeds.yaml"
 DEFAULT_DB = "data/aggregator.db"
@@ -186,31 +186,39 @@ def fetch(obj: Context, names: tuple[str, ...], no_extract: bool, workers: int |
 @pass_context
 @guarded
 def feeds(obj: Context, as_json: bool) -> None:
-    """Each feed's health: state, last fetch, last error, error count, next due.
+    """Each feed's health: state, last success, next due, last error, error count.
 
-    Feeds that need attention (gone, failing) come first, each with what to do about it.
+    Feeds that need attention (gone, failing, stale: no new entry for far longer than
+    usual) come first, each with what to do about it.
 
     \b
     Example:
       aggregator feeds
     """
-    from aggregator.advice import advise
+    from aggregator.advice import relative, with_health
+    from aggregator.schedule import policy_from, rate_window_start
     from aggregator.store import open_reader, reads
+    from aggregator.store.schedule import feed_histories
 
     db = open_reader(obj.db_path())
-    rows = reads.feeds(db)
-    for row in rows:
-        row["advice"] = advise(row)
+    try:
+        policy = policy_from(obj.config().settings)
+    except AggregatorError:  # a broken feeds.yaml must not hide the feeds' health
+        policy = policy_from(Settings())
+    now = utc_now()
+    histories = feed_histories(db, since=iso_utc(rate_window_start(now, policy)))
+    rows = with_health(reads.feeds(db), histories, now=now, policy=policy)
     if as_json:
         render(rows, "json")
         return
     view = [
         {
             "feed": r["name"],
-            "state": r["state"],
+            "state": "stale" if r["stale"] and r["state"] == "ok" else r["state"],
             "items": r["items"],
-            "last fetch": r["last_fetched_at"],
-            "next due": r["next_fetch_at"],
+            "last fetch": relative(r["last_fetched_at"], now),
+            "last success": relative(r["last_success_at"], now),
+            "next due": relative(r["next_fetch_at"], now),
             "errors": r["error_count"],
             "what happened / what to do": r["advice"],
         }
@@ -301,3 +309,9 @@ def check(obj: Context) -> None:
 
 def main() -> None:
     cli(prog_name="aggregator")
+
+
+from aggregator import (  # noqa: E402  each module registers its commands on `cli` above
+    cli_run,  # noqa: F401  registers `aggregator run`
+    cli_stories,  # noqa: F401  registers `aggregator stories`
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,19 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "concurrency": ("concurrency", "int"),
     "per_host": ("per_host", "int"),
     "host_gap": ("host_gap_s", "seconds"),
+    # The daemon's schedule (schedule.py, daemon.py)
+    "min_interval": ("min_interval_s", "duration"),
+    "max_interval": ("max_interval_s", "duration"),
+    "max_backoff": ("max_backoff_s", "duration"),
+    "retention": ("retention_s", "duration"),
+    "tick": ("tick_s", "period"),
+    "batch": ("batch", "int"),
+    "stop_timeout": ("stop_timeout_s", "seconds"),
+    # Near-duplicate detection (dedup.py)
+    "dedup_threshold": ("dedup_threshold", "fraction"),
+    "dedup_summary_threshold": ("dedup_summary_threshold", "fraction"),
+    "title_confirm_threshold": ("title_confirm_threshold", "fraction"),
+    "dedup_window": ("dedup_window_s", "duration"),
 }
 FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
 TOP_KEYS = ("settings", "feeds")
@@ -94,8 +108,8 @@ def _convert(kind: str, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value  # plain seconds
         return parse_duration(str(value))
-    if kind == "seconds":
-        return _seconds(value)
+    if kind in _CONVERTERS:
+        return _CONVERTERS[kind](value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{value!r} is not true or false")
@@ -114,6 +128,13 @@ def _convert(kind: str, value: Any) -> Any:
     return value.strip()
 
 
+def _fraction(value: Any) -> float:
+    """A threshold between 0 (exclusive) and 1: 0.5, 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"{value!r} is not a number between 0 and 1, e.g. 0.5")
+    return float(value)
+
+
 def _seconds(value: Any) -> float:
     """Seconds as a float, fractions welcome, 0 for none: 0.5, 2, '500ms', '2s'."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -122,6 +143,28 @@ def _seconds(value: Any) -> float:
     elif match := _SECONDS.match(str(value)):
         return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
     raise ValueError(f"{value!r} is not a time; write for example 500ms, 2s or 0")
+
+
+def _period(value: Any) -> float:
+    """A positive time, fractions welcome: 0.2, '500ms', '2s', '1m'."""
+    try:
+        seconds = _seconds(value)
+    except ValueError:
+        try:
+            seconds = float(parse_duration(str(value)))
+        except ValueError:
+            seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive time; write for example 500ms, 5s or 1m")
+    return seconds
+
+
+# Kinds whose conversion is a function of its own.
+_CONVERTERS: dict[str, Callable[[Any], float]] = {
+    "seconds": _seconds,
+    "period": _period,
+    "fraction": _fraction,
+}
 
 
 def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> Settings:
@@ -138,7 +181,14 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
             continue
         # Timeouts are float seconds in Settings; the interval stays whole seconds.
         values[field_name] = float(converted) if field_name.endswith("timeout_s") else converted
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.min_interval_s > settings.max_interval_s:
+        problems.add(
+            "settings.min_interval is longer than settings.max_interval; "
+            "make min_interval the shorter one",
+            node,
+        )
+    return settings
 
 
 def _url_problem(url: Any) -> str | None:

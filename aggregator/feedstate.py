@@ -1,11 +1,17 @@
-"""Pure decisions about a feed's row after a refresh: state, validators, next due time."""
+"""Pure decisions about a feed's row after a refresh: state, validators, next due time.
+
+The next due time comes from `schedule.next_due`, so `aggregator fetch` and the daemon agree;
+the caller passes the feed's history (measured by the store), the policy and a jitter draw.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aggregator.hints import hints_from
-from aggregator.models import FeedState, FeedUpdate, FetchResult, ParsedFeed
+from aggregator.models import FeedHistory, FeedState, FeedUpdate, FetchResult, ParsedFeed
+from aggregator.schedule import SchedulePolicy, ceil_second, next_due
 from aggregator.times import iso_utc
 
 # Outcomes after which the feed is not fetched again until the user acts.
@@ -18,7 +24,9 @@ def after_success(
     parsed: ParsedFeed | None,
     *,
     now: datetime,
-    interval_s: int,
+    history: FeedHistory,
+    policy: SchedulePolicy,
+    jitter: float = 0.0,
 ) -> FeedUpdate:
     """A 200 that parsed (parsed set) or a 304 (parsed None)."""
     if result.not_modified:
@@ -31,12 +39,21 @@ def after_success(
         etag, last_modified = result.etag, result.last_modified
         outcome = "ok"
     stamp = iso_utc(now)
+    # A 304 repeats what the last 200 said; keep the hints recorded then.
+    hints = hints_from(result, parsed, now=now) if parsed else None
+    due = next_due(
+        replace(history, state="ok", error_count=0, retry_after_until=None),
+        hints or state.hints,
+        now=now,
+        policy=policy,
+        jitter=jitter,
+    )
     return FeedUpdate(
         state="ok",
         etag=etag,
         last_modified=last_modified,
         last_fetched_at=stamp,
-        next_fetch_at=iso_utc(now + timedelta(seconds=interval_s)),
+        next_fetch_at=_stamp(due),
         error_count=0,
         last_error=None,
         last_outcome=outcome,
@@ -45,8 +62,7 @@ def after_success(
         permanent_url=result.permanent_redirect,
         title=parsed.title if parsed else None,
         site_url=parsed.site_url if parsed else None,
-        # A 304 repeats what the last 200 said; keep the hints recorded then.
-        hints=hints_from(result, parsed, now=now) if parsed else None,
+        hints=hints,
     )
 
 
@@ -56,24 +72,44 @@ def after_failure(
     outcome: str,
     error: str,
     now: datetime,
-    interval_s: int,
+    history: FeedHistory,
+    policy: SchedulePolicy,
+    jitter: float = 0.0,
     permanent_url: str | None = None,
     retry_after_s: int | None = None,
 ) -> FeedUpdate:
     """Any failure: validators stay as they were, so nothing is skipped when it recovers.
-    A Retry-After (429/503) pushes the next fetch back at least that far."""
-    wait_s = max(interval_s, retry_after_s or 0)
+    The wait backs off with each failure in a row; a Retry-After (429/503) is a floor."""
+    new_state = "gone" if outcome in FINAL_OUTCOMES else "failing"
+    retry_until = (
+        ceil_second(now + timedelta(seconds=retry_after_s)) if retry_after_s is not None else None
+    )
+    due = next_due(
+        replace(
+            history,
+            state=new_state,
+            error_count=state.error_count + 1,
+            retry_after_until=retry_until,
+        ),
+        state.hints,
+        now=now,
+        policy=policy,
+        jitter=jitter,
+    )
     return FeedUpdate(
-        state="gone" if outcome in FINAL_OUTCOMES else "failing",
+        state=new_state,
         etag=state.etag,
         last_modified=state.last_modified,
         last_fetched_at=iso_utc(now),
-        next_fetch_at=iso_utc(now + timedelta(seconds=wait_s)),
+        next_fetch_at=_stamp(due),
         error_count=state.error_count + 1,
         last_error=error,
         last_outcome=outcome,
         permanent_url=permanent_url or state.permanent_url,
-        retry_after_until=(
-            iso_utc(now + timedelta(seconds=retry_after_s)) if retry_after_s is not None else None
-        ),
+        retry_after_until=_stamp(retry_until),
     )
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    """Rounded up to the second: a due time is never early, a Retry-After never cut short."""
+    return None if moment is None else iso_utc(ceil_second(moment))

@@ -19,6 +19,8 @@ def _line(outcome: FeedOutcome) -> str:
         return f"{outcome.feed}: {outcome.outcome}: {outcome.error}"
     if outcome.outcome == "not_modified":
         return f"{outcome.feed}: not modified"
+    if outcome.outcome == "leased":
+        return f"{outcome.feed}: {outcome.warning}"
     return f"{outcome.feed}: {outcome.entries} entries, {outcome.new_items} new"
 
 

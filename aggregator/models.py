@@ -7,6 +7,7 @@ processes and hand their results back unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,19 @@ class Settings:
     concurrency: int = 16  # requests in flight across all hosts
     per_host: int = 2  # requests in flight to one host
     host_gap_s: float = 0.5  # least time between the starts of two requests to one host
+    # Near-duplicates (dedup.py); measured in benchmarks/dedup, see benchmarks/README.md.
+    dedup_threshold: float = 0.4  # MinHash Jaccard estimate between extracted texts
+    dedup_summary_threshold: float = 0.6  # between title + summary when a text is missing
+    title_confirm_threshold: float = 0.3  # text similarity that confirms a headline match
+    dedup_window_s: int = 3 * 86400  # copies first seen further apart are never compared
+    # The daemon's schedule (see schedule.py); `interval_s` is where a new feed starts.
+    min_interval_s: int = 5 * 60
+    max_interval_s: int = 24 * 60 * 60
+    max_backoff_s: int = 24 * 60 * 60  # failing feeds are retried at least this often
+    retention_s: int | None = None  # None: keep every item forever
+    tick_s: float = 5.0  # how often the daemon looks for due feeds
+    batch: int = 32  # feeds the daemon refreshes at once, the most overdue first
+    stop_timeout_s: float = 10.0  # on SIGTERM, how long in-flight feeds may take to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +158,7 @@ class FeedOutcome:
     warning: str | None = None
     duration_ms: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    fetch_ms: int = 0  # the feed request alone, of duration_ms
 
     @property
     def failed(self) -> bool:
@@ -163,6 +178,25 @@ class FeedState:
     permanent_url: str | None = None
     last_success_at: str | None = None
     next_fetch_at: str | None = None
+    hints: FeedHints | None = None  # as recorded by the last 200
+    added_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHistory:
+    """What the store has seen of a feed: the inputs of `schedule.next_due` and `is_stale`."""
+
+    state: str = "ok"  # after the refresh being scheduled
+    error_count: int = 0  # failures in a row, that refresh included
+    interval_s: int | None = None  # the user's per-feed override from feeds.yaml
+    added_at: datetime | None = None
+    # The entries of a feed's first fetch are its backlog, not its rhythm: the rate of new
+    # entries is measured from then on.
+    first_seen_at: datetime | None = None
+    last_new_at: datetime | None = None  # the latest entry seen for the first time
+    new_entries: int = 0  # entries first seen after the first fetch
+    recent_entries: int = 0  # of those, within the policy's rate window
+    retry_after_until: datetime | None = None  # the server asked us not to come back before
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +210,18 @@ class ItemDraft:
     article: Article | None = None
     extract_status: str = "pending"  # ok / feed / failed / pending / skipped
     extract_error: str | None = None
+    fingerprint: Fingerprint | None = None  # for near-duplicate detection, made by a worker
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What near-duplicate detection compares (dedup.py): a MinHash signature of the words."""
+
+    source: str  # 'text': the extracted article; 'summary': title + summary, no text known
+    signature: bytes  # dedup.NUM_PERM little-endian uint32
+    bands: tuple[int, ...]  # LSH band keys, signed 64-bit
+    shingles: int  # distinct word shingles summarised
+    version: int  # dedup.FINGERPRINT_VERSION that made it
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +262,7 @@ class FeedUpdate:
     etag: str | None
     last_modified: str | None
     last_fetched_at: str
-    next_fetch_at: str
+    next_fetch_at: str | None  # None: never again on its own (gone)
     error_count: int
     last_error: str | None
     last_outcome: str

@@ -5,27 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
+from aggregator.dedup import DedupPolicy
 from aggregator.drafts import drafts_for
 from aggregator.errors import AggregatorError, FetchError
 from aggregator.extract import article_from_feed
 from aggregator.feedstate import after_failure, after_success
 from aggregator.fetch import Fetcher
+from aggregator.leases import Leases
 from aggregator.models import (
     Article,
     Config,
     FeedConfig,
+    FeedHistory,
     FeedOutcome,
     FeedState,
     FetchRecord,
     FetchResult,
+    Fingerprint,
     ItemDraft,
     Validators,
 )
+from aggregator.schedule import policy_from, rate_window_start
 from aggregator.store import Store
 from aggregator.times import iso_utc, utc_now
 from aggregator.workers import Workers
@@ -40,6 +47,7 @@ FEED_ACCEPT = (
 )
 MAX_EXTRACT_ATTEMPTS = 3  # a page that failed this often is left with the feed's summary
 RETRIES_PER_REFRESH = 20
+LEASED = "skipped: another aggregator process (the daemon) is refreshing it right now"
 
 
 @dataclass
@@ -52,12 +60,30 @@ class Pipeline:
     workers: Workers
     extract: bool = True  # False: --no-extract for this run
     clock: Callable[[], datetime] = utc_now
+    rng: random.Random = field(default_factory=random.Random)  # the schedule's jitter
     # Article pages already being fetched in this run, so two feeds listing the same
     # article fetch its page once.
     _pages: dict[str, asyncio.Task[tuple[Article | None, str | None]]] = field(default_factory=dict)
 
-    def interval_s(self, feed: FeedConfig) -> int:
-        return feed.interval_s or self.config.settings.interval_s
+    def _history(self, feed: FeedConfig, now: datetime) -> FeedHistory:
+        """The feed's history as the schedule sees it, with the user's interval override."""
+        since = iso_utc(rate_window_start(now, policy_from(self.config.settings)))
+        return replace(self.store.feed_history(feed.name, since=since), interval_s=feed.interval_s)
+
+    def _schedule(self, feed: FeedConfig) -> dict[str, Any]:
+        """after_success/after_failure's scheduling arguments, as of now."""
+        now = self.clock()
+        return {
+            "now": now,
+            "history": self._history(feed, now),
+            "policy": policy_from(self.config.settings),
+            "jitter": self.rng.uniform(-1.0, 1.0),
+        }
+
+    @property
+    def dedup(self) -> DedupPolicy:
+        """The near-duplicate thresholds from settings (dedup.py)."""
+        return DedupPolicy.from_settings(self.config.settings)
 
     def configured_to_extract(self, feed: FeedConfig) -> bool:
         return self.config.settings.extract if feed.extract is None else feed.extract
@@ -100,7 +126,6 @@ class Pipeline:
             max_bytes=settings.max_feed_bytes,
             accept=FEED_ACCEPT,
         )
-        interval = self.interval_s(feed)
         record = FetchRecord(
             feed=feed.name,
             started_at=iso_utc(started),
@@ -111,9 +136,15 @@ class Pipeline:
             bytes=len(result.body),
         )
         if result.not_modified:
-            update = after_success(state, result, None, now=self.clock(), interval_s=interval)
+            update = after_success(state, result, None, **self._schedule(feed))
             self.store.save_refresh(feed.name, [], record, update)
-            return FeedOutcome(feed.name, "not_modified", http_status=304, pages_fetched=retried)
+            return FeedOutcome(
+                feed.name,
+                "not_modified",
+                http_status=304,
+                pages_fetched=retried,
+                fetch_ms=result.elapsed_ms,
+            )
         parsed = await self.workers.parse(
             result.body,
             result.final_url,
@@ -130,8 +161,8 @@ class Pipeline:
             )
         parsed = replace(parsed, warning=warning)
         record = replace(record, outcome="ok", entries=len(parsed.entries), warning=warning)
-        update = after_success(state, result, parsed, now=self.clock(), interval_s=interval)
-        counts = self.store.save_refresh(feed.name, drafts, record, update)
+        update = after_success(state, result, parsed, **self._schedule(feed))
+        counts = self.store.save_refresh(feed.name, drafts, record, update, dedup=self.dedup)
         return FeedOutcome(
             feed.name,
             "ok",
@@ -142,6 +173,7 @@ class Pipeline:
             pages_fetched=retried + sum(d.extract_status in ("ok", "failed") for d in drafts),
             extract_failures=sum(d.extract_status == "failed" for d in drafts),
             warning=warning,
+            fetch_ms=result.elapsed_ms,
         )
 
     async def _prepare(self, feed: FeedConfig, drafts: list[ItemDraft]) -> list[ItemDraft]:
@@ -151,11 +183,29 @@ class Pipeline:
         return list(
             await asyncio.gather(
                 *(
-                    self._attach_article(feed, d, d.key in known_keys or d.url in known_urls)
+                    self._prepare_one(feed, d, d.key in known_keys or d.url in known_urls)
                     for d in changed
                 )
             )
         )
+
+    async def _prepare_one(self, feed: FeedConfig, draft: ItemDraft, known: bool) -> ItemDraft:
+        draft = await self._attach_article(feed, draft, known)
+        if known:
+            return draft  # the item exists and keeps its fingerprint
+        article = draft.article
+        title = draft.entry.title or (article.title if article else None)
+        text = article.text if article else None
+        return replace(draft, fingerprint=await self._fingerprint(title, text, draft.entry.summary))
+
+    async def _fingerprint(
+        self, title: str | None, text: str | None, summary: str | None
+    ) -> Fingerprint | None:
+        try:
+            return await self.workers.fingerprint(title, text, summary)
+        except AggregatorError as exc:  # the item is still stored, as a story of its own
+            log.warning("fingerprinting an item failed: %s", exc)
+            return None
 
     async def _attach_article(self, feed: FeedConfig, draft: ItemDraft, known: bool) -> ItemDraft:
         from_feed = article_from_feed(
@@ -175,6 +225,11 @@ class Pipeline:
         if article is None:
             return replace(draft, extract_status="failed", extract_error=error)
         return replace(draft, article=article, extract_status="ok")
+
+    def forget_finished_pages(self) -> None:
+        """Drop the article pages already fetched: a run's pipeline keeps them so two feeds
+        listing one article fetch it once, but the daemon's pipeline lives for weeks."""
+        self._pages = {url: task for url, task in self._pages.items() if not task.done()}
 
     def _page(self, url: str, link: str) -> asyncio.Task[tuple[Article | None, str | None]]:
         task = self._pages.get(url)
@@ -202,7 +257,17 @@ class Pipeline:
         )
         for item_id, link in pending:
             article, error = await self._fetch_article(link)
-            self.store.save_extraction(item_id, article, error)
+            fingerprint = None
+            if article is not None:  # the text arrived: the item is matched again by it
+                fingerprint = await self._fingerprint(article.title, article.text, None)
+            self.store.save_extraction(
+                item_id,
+                article,
+                error,
+                fingerprint=fingerprint,
+                dedup=self.dedup,
+                now=iso_utc(self.clock()),
+            )
         return len(pending)
 
     def _record_failure(
@@ -221,9 +286,8 @@ class Pipeline:
             state,
             outcome=exc.outcome,
             error=str(exc),
-            now=self.clock(),
-            interval_s=self.interval_s(feed),
             retry_after_s=getattr(exc, "retry_after_s", None),
+            **self._schedule(feed),
         )
         self.store.save_refresh(feed.name, [], record, update)
         return FeedOutcome(feed.name, exc.outcome, http_status=status, error=str(exc))
@@ -245,16 +309,27 @@ async def fetch_feeds(
     workers: Workers | None = None,
     on_done: Callable[[FeedOutcome], None] | None = None,
 ) -> list[FeedOutcome]:
-    """One pass over `feeds`, all at once within the fetcher's limits (`aggregator fetch`)."""
+    """One pass over `feeds`, all at once within the fetcher's limits (`aggregator fetch`).
+
+    Each feed is leased while it is refreshed; one that another process (the daemon) is
+    refreshing right now is skipped with the outcome "leased", which is no failure."""
     store.sync_feeds(config.feeds, now=iso_utc(utc_now()))
     own_workers = workers is None
     workers = workers or Workers()
+    leases = Leases(store, role="fetch")
+    leases.break_dead()
     try:
-        async with Fetcher(config.settings) as fetcher:
+        async with Fetcher(config.settings) as fetcher, leases.kept():
             pipeline = Pipeline(config, store, fetcher, workers, extract=extract)
 
             async def one(feed: FeedConfig) -> FeedOutcome:
-                outcome = await pipeline.refresh_feed(feed)
+                if leases.take(feed.name):
+                    try:
+                        outcome = await pipeline.refresh_feed(feed)
+                    finally:
+                        leases.release(feed.name)
+                else:
+                    outcome = FeedOutcome(feed.name, "leased", warning=LEASED)
                 if on_done is not None:
                     on_done(outcome)
                 return outcome

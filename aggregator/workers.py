@@ -1,8 +1,9 @@
 """Where the CPU-heavy stages run: a process pool sized to the machine.
 
-Parse and extract take bytes and return plain data, so they cross the process boundary
-cheaply. The pool forks from a server process that has already imported them (forkserver
-preload), so a worker starts in milliseconds instead of re-importing trafilatura.
+Parse, extract and fingerprint take bytes or text and return plain data, so they cross the
+process boundary cheaply. The pool forks from a server process that has already imported
+them (forkserver preload), so a worker starts in milliseconds instead of re-importing
+trafilatura.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from aggregator.dedup import fingerprint
 from aggregator.errors import AggregatorError
 from aggregator.extract import extract_article
-from aggregator.models import Article, ParsedFeed
+from aggregator.models import Article, Fingerprint, ParsedFeed
 from aggregator.parse import parse_feed
 
 T = TypeVar("T")
@@ -36,6 +41,27 @@ class WorkerTimeout(AggregatorError):
 # slow on giant pages: past these limits the worker is killed rather than waited for.
 PARSE_TIMEOUT_S = 60.0
 EXTRACT_TIMEOUT_S = 30.0
+
+
+def _start_worker(pid: int) -> None:
+    """In each worker. Ctrl-C reaches the whole process group: the parent stops gracefully,
+    so the workers ignore it rather than die under the jobs in flight. And a worker exits
+    when the process that started the pool is gone: it holds both ends of its job queue, so
+    it never sees EOF when its parent is killed with kill -9 (and its parent is the
+    forkserver anyway); without this it would wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, another user's (only after pid reuse)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def default_processes() -> int:
@@ -63,8 +89,14 @@ class Workers:
                 self._executor = ThreadPoolExecutor(max_workers=1)
             else:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["aggregator.workers"])
-                self._executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+                # datasketch too: dedup imports it lazily to keep the CLI's start fast.
+                context.set_forkserver_preload(["aggregator.workers", "datasketch"])
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.processes,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(os.getpid(),),
+                )
         return self._executor
 
     async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
@@ -114,6 +146,20 @@ class Workers:
             charset,
             timeout=self.extract_timeout_s,
             what="extracting the article",
+        )
+        return result
+
+    async def fingerprint(
+        self, title: str | None, text: str | None, summary: str | None
+    ) -> Fingerprint | None:
+        """The item's MinHash fingerprint for near-duplicate detection (dedup.fingerprint)."""
+        result: Fingerprint | None = await self._run(
+            fingerprint,
+            title,
+            text,
+            summary,
+            timeout=self.extract_timeout_s,
+            what="fingerprinting the article",
         )
         return result
 

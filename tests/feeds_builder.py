@@ -64,3 +64,21 @@ def article_page(title: str, paragraphs: Sequence[str], *, related: Sequence[str
         f"<aside class='related'><h2>Related articles</h2>{aside}</aside></main>"
         "<footer>© Example News. All rights reserved.</footer></body></html>"
     )
+
+
+def partner_page(
+    title: str, paragraphs: Sequence[str], *, byline: str = "", canonical: str | None = None
+) -> str:
+    """A partner's page around a copy of a story: other chrome, a byline, share buttons."""
+    link = f'<link rel="canonical" href="{escape(canonical)}">' if canonical else ""
+    body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    by = f"<p class='byline'>{escape(byline)}</p>" if byline else ""
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}"
+        f" | Partner Daily</title>{link}</head><body><div class='top'><a href='/'>Partner Daily"
+        "</a> <a href='/local'>Local</a> <a href='/sport'>Sport</a></div><div class='content'>"
+        f"<h1>{escape(title)}</h1>{by}<div class='share'>Share on Facebook Share on X</div>"
+        f"<div class='story-body'>{body}</div></div><div class='sidebar'><h3>Most read</h3>"
+        "<ul><li><a href='/a'>Weather for the weekend</a></li></ul></div>"
+        "<div class='foot'>Partner Daily. Subscribe to our newsletter.</div></body></html>"
+    )

@@ -4,9 +4,13 @@ import pytest
 
 from aggregator.feedstate import after_failure, after_success
 from aggregator.hints import hints_from, max_age_s
-from aggregator.models import FeedState, FetchResult, ParsedFeed
+from aggregator.models import FeedHistory, FeedState, FetchResult, ParsedFeed
+from aggregator.schedule import SchedulePolicy
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+# A per-feed interval of 10 minutes and no jitter: the schedule is exact.
+EVERY_10_MIN = FeedHistory(interval_s=600)
+POLICY = SchedulePolicy()
 
 
 @pytest.mark.parametrize(
@@ -76,7 +80,7 @@ def test_validators_after_success(
 ) -> None:
     state = FeedState("f", "https://a/f", etag=old[0], last_modified=old[1])
     parsed = None if response.not_modified else ParsedFeed(title=None, site_url=None, entries=())
-    update = after_success(state, response, parsed, now=NOW, interval_s=600)
+    update = after_success(state, response, parsed, now=NOW, history=EVERY_10_MIN, policy=POLICY)
     assert (update.etag, update.last_modified) == expected
     assert update.next_fetch_at == "2026-11-27T12:10:00Z"
 
@@ -84,18 +88,25 @@ def test_validators_after_success(
 @pytest.mark.parametrize(
     ("outcome", "retry_after", "state", "next_at", "until"),
     [
-        ("server_error", None, "failing", "2026-11-27T12:10:00Z", None),
-        ("server_error", 60, "failing", "2026-11-27T12:10:00Z", "2026-11-27T12:01:00Z"),
+        # The third failure in a row waits 4 intervals; a Retry-After is a floor.
+        ("server_error", None, "failing", "2026-11-27T12:40:00Z", None),
+        ("server_error", 60, "failing", "2026-11-27T12:40:00Z", "2026-11-27T12:01:00Z"),
         ("rate_limited", 3600, "failing", "2026-11-27T13:00:00Z", "2026-11-27T13:00:00Z"),
-        ("gone", None, "gone", "2026-11-27T12:10:00Z", None),
+        ("gone", None, "gone", None, None),
     ],
 )
 def test_failure_keeps_validators_and_honours_retry_after(
-    outcome: str, retry_after: int | None, state: str, next_at: str, until: str | None
+    outcome: str, retry_after: int | None, state: str, next_at: str | None, until: str | None
 ) -> None:
     before = FeedState("f", "https://a/f", etag="e", last_modified="lm", error_count=2)
     update = after_failure(
-        before, outcome=outcome, error="x", now=NOW, interval_s=600, retry_after_s=retry_after
+        before,
+        outcome=outcome,
+        error="x",
+        now=NOW,
+        retry_after_s=retry_after,
+        history=EVERY_10_MIN,
+        policy=POLICY,
     )
     assert (update.etag, update.last_modified) == ("e", "lm")
     assert (update.state, update.error_count) == (state, 3)

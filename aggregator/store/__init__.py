@@ -8,24 +8,29 @@ never leave validators that point past items that were not stored.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from aggregator.dedup import DedupPolicy
 from aggregator.errors import StoreError
 from aggregator.models import (
     Article,
     FeedConfig,
+    FeedHistory,
     FeedState,
     FeedUpdate,
     FetchRecord,
+    Fingerprint,
     ItemDraft,
     SaveCounts,
 )
-from aggregator.store import writes
+from aggregator.store import maintenance, schedule, stories, story_edits, writes
 from aggregator.store.schema import migrations
+from aggregator.times import iso_utc, utc_now
 
 __all__ = ["Store", "open_reader"]
 
@@ -45,6 +50,22 @@ def _connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+@contextmanager
+def _writing(db: Database) -> Iterator[None]:
+    """A write transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+    The daemon and `aggregator fetch` may write at once: a deferred transaction that reads
+    and then writes would fail at once with "database is locked" when the other committed
+    in between, where BEGIN IMMEDIATE waits its turn (busy_timeout)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def open_reader(path: str) -> Database:
@@ -81,18 +102,31 @@ class Store:
     def sync_feeds(self, feeds: Sequence[FeedConfig], *, now: str) -> None:
         """Make the feeds table match feeds.yaml: add new feeds, follow URL edits,
         and disable feeds that were removed (their history stays)."""
-        with self.db.atomic():
+        with _writing(self.db):
             writes.sync_feeds(self.db, feeds, now=now)
 
     def feed_state(self, name: str) -> FeedState:
         row = self.db.execute(
             "SELECT name, url, state, etag, last_modified, error_count, permanent_url,"
-            " last_success_at, next_fetch_at FROM feeds WHERE name = ?",
+            " last_success_at, next_fetch_at, hints, added_at FROM feeds WHERE name = ?",
             [name],
         ).fetchone()
         if row is None:
             raise StoreError(f"feed {name!r} is not in the database; is it in feeds.yaml?")
-        return FeedState(*row)
+        name, url, state, etag, last_modified, errors, moved_to, success, due, hints, added = row
+        return FeedState(
+            name,
+            url,
+            state,
+            etag,
+            last_modified,
+            errors,
+            moved_to,
+            success,
+            due,
+            hints=schedule.hints_from_json(hints),
+            added_at=added,
+        )
 
     # -- a feed's refresh ---------------------------------------------------------------------
 
@@ -117,11 +151,18 @@ class Store:
         return {k: str(v) for k, v in keys}, {str(u) for u, _ in urls}
 
     def save_refresh(
-        self, feed: str, drafts: Sequence[ItemDraft], fetch: FetchRecord, update: FeedUpdate
+        self,
+        feed: str,
+        drafts: Sequence[ItemDraft],
+        fetch: FetchRecord,
+        update: FeedUpdate,
+        *,
+        dedup: DedupPolicy = stories.DEFAULT_POLICY,
     ) -> SaveCounts:
-        """Commit a feed's items, sightings, fetch record and new state in one transaction."""
-        with self.db.atomic():
-            counts = writes.save_drafts(self.db, feed, drafts, now=fetch.started_at)
+        """Commit a feed's items, sightings, fetch record and new state in one transaction.
+        Each new item joins its story (near-duplicates by `dedup`) in the same transaction."""
+        with _writing(self.db):
+            counts = writes.save_drafts(self.db, feed, drafts, now=fetch.started_at, dedup=dedup)
             writes.insert_fetch(self.db, fetch, counts)
             writes.update_feed(self.db, feed, update)
         return counts
@@ -138,9 +179,98 @@ class Store:
         ).fetchall()
         return [(int(i), str(link)) for i, link in rows]
 
-    def save_extraction(self, item_id: int, article: Article | None, error: str | None) -> None:
-        with self.db.atomic():
+    def save_extraction(
+        self,
+        item_id: int,
+        article: Article | None,
+        error: str | None,
+        *,
+        fingerprint: Fingerprint | None = None,
+        dedup: DedupPolicy = stories.DEFAULT_POLICY,
+        now: str | None = None,
+    ) -> None:
+        """Store a page extracted on a later run; with the text's fingerprint, the item is
+        matched again (by its text now) unless it already shares its story."""
+        with _writing(self.db):
             writes.save_extraction(self.db, item_id, article, error)
+            if article is not None and fingerprint is not None:
+                at = now or iso_utc(utc_now())
+                stories.assign_story(self.db, item_id, fingerprint, dedup, now=at)
+
+    # -- stories (SQL in store/stories.py and store/story_edits.py) ----------------------------
+
+    def split_item(self, item_id: int, *, now: str) -> story_edits.Split:
+        """`aggregator stories split`: the item leaves its story, and stays apart."""
+        with _writing(self.db):
+            return story_edits.split_item(self.db, item_id, now=now)
+
+    def rebuild_stories(self, policy: DedupPolicy, *, now: str) -> story_edits.Rebuilt:
+        """`aggregator stories rebuild`: re-cluster everything under `policy`, in one
+        transaction (feeds' refreshes wait for it)."""
+        with _writing(self.db):
+            return story_edits.rebuild(self.db, policy, now=now)
+
+    # -- the schedule and leases (SQL in store/schedule.py) -------------------------------------
+
+    def feed_history(self, name: str, *, since: str) -> FeedHistory:
+        """What `schedule.next_due` needs to know; `since` opens the rate window."""
+        return schedule.feed_history(self.db, name, since=since)
+
+    def due_feeds(self, *, now: str, limit: int) -> list[str]:
+        return schedule.due_feeds(self.db, now=now, limit=limit)
+
+    def schedule_overview(self, *, now: str) -> tuple[dict[str, int], str | None]:
+        """Feeds by state, and when the most overdue waiting feed fell due (for gauges)."""
+        return schedule.states(self.db), schedule.oldest_due(self.db, now=now)
+
+    def feed_histories(self, *, since: str) -> dict[str, FeedHistory]:
+        return schedule.feed_histories(self.db, since=since)
+
+    def take_lease(
+        self, feed: str, *, holder: str, now: str, until: str, due_by: str | None = None
+    ) -> bool:
+        with _writing(self.db):
+            return schedule.take_lease(
+                self.db, feed, holder=holder, now=now, until=until, due_by=due_by
+            )
+
+    def release_lease(self, feed: str, *, holder: str) -> None:
+        with _writing(self.db):
+            schedule.release_lease(self.db, feed, holder=holder)
+
+    def renew_leases(self, *, holder: str, until: str) -> None:
+        with _writing(self.db):
+            schedule.renew_leases(self.db, holder=holder, until=until)
+
+    def lease_holders(self) -> list[str]:
+        return schedule.lease_holders(self.db)
+
+    def release_leases(self, holders: Sequence[str]) -> None:
+        """Every lease of these holders (ourselves on the way out, or dead processes)."""
+        with _writing(self.db):
+            schedule.break_leases(self.db, holders)
+
+    def due_now(self, names: Sequence[str], *, now: str) -> None:
+        with _writing(self.db):
+            schedule.due_now(self.db, names, now=now)
+
+    # -- maintenance (SQL in store/maintenance.py) -----------------------------------------------
+
+    def expire_items(self, *, before: str, limit: int) -> int:
+        """Delete up to `limit` items first seen before `before`; returns how many went."""
+        with _writing(self.db):
+            return maintenance.expire_items(self.db, before=before, limit=limit)
+
+    def expire_fetches(self, *, before: str, limit: int) -> int:
+        with _writing(self.db):
+            return maintenance.expire_fetches(self.db, before=before, limit=limit)
+
+    def optimize(self) -> None:
+        """PRAGMA optimize and the full-text index's own merge."""
+        maintenance.optimize(self.db)
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        return maintenance.checkpoint(self.db)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """For maintenance and tests: run one statement on the writer connection."""

@@ -13,7 +13,9 @@ Row = dict[str, Any]
 
 _ITEM_COLUMNS = (
     "i.id, i.published_at, i.first_seen_at, f.feeds, i.title, i.url, i.author, i.language,"
-    " i.extract_status, i.story_id"
+    " i.extract_status, i.story_id,"
+    # How many items share its story (1: no duplicate known); `aggregator stories show`.
+    " (SELECT item_count FROM stories s WHERE s.id = i.story_id) AS story_items"
 )
 _ITEM_FEEDS = (
     "LEFT JOIN (SELECT item_id, group_concat(DISTINCT feed) AS feeds FROM sightings"

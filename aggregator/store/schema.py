@@ -123,3 +123,96 @@ def m0002_feed_hints(db: Database) -> None:
     # and the earliest time a 429/503 Retry-After allows, for the scheduler.
     db.execute("ALTER TABLE feeds ADD COLUMN hints TEXT")
     db.execute("ALTER TABLE feeds ADD COLUMN retry_after_until TEXT")
+
+
+@migrations(name="0003_daemon")
+def m0003_daemon(db: Database) -> None:
+    # Leases: who is refreshing a feed right now (daemon or `aggregator fetch`) and until when,
+    # so two processes never fetch the same feed at once; expiry covers a crashed holder.
+    db.execute("ALTER TABLE feeds ADD COLUMN lease_holder TEXT")
+    db.execute("ALTER TABLE feeds ADD COLUMN lease_until TEXT")
+    # The scheduler reads each feed's first, latest and recent sightings on every refresh.
+    db.execute("CREATE INDEX sightings_feed_seen ON sightings(feed, seen_at)")
+
+
+@migrations(name="0004_stories")
+def m0004_stories(db: Database) -> None:
+    # Near-duplicate detection (dedup.py, store/stories.py). A story's lead item comes from
+    # the highest-priority feed, so the feed's priority is kept beside it.
+    db.execute("ALTER TABLE feeds ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """
+        CREATE TABLE item_fingerprints (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id),
+            title_key TEXT,              -- normalised headline (dedup.title_key)
+            canonical_url TEXT,          -- canonical URL the page declares, when it names another
+            source TEXT,                 -- text / summary (title + summary); NULL: too little
+            shingles INTEGER,            -- distinct word shingles the signature summarises
+            signature BLOB,              -- MinHash: dedup.NUM_PERM little-endian uint32
+            version INTEGER,             -- dedup.FINGERPRINT_VERSION that made it
+            first_seen_at TEXT NOT NULL  -- the item's, so the time window needs no join
+        )
+        """
+    )
+    # LSH: one row per (band, key) an item's signature falls in, filed under the week it was
+    # first seen. A lookup is one index probe per band and week of the time window (2 x 42
+    # for 3 days), all in the newest corner of the index: the pages it touches are as many
+    # for a store of a million items as for ten thousand, and boilerplate shared by years of
+    # items is never read. WITHOUT ROWID keeps the rows in the index itself. No foreign key:
+    # retention would scan the whole table for each batch. Rows of expired items drop out of
+    # lookups at the join with item_fingerprints; a rebuild clears them.
+    db.execute(
+        """
+        CREATE TABLE lsh_bands (
+            week INTEGER NOT NULL,       -- first_seen_at's proleptic day ordinal // 7
+            band INTEGER NOT NULL,
+            key INTEGER NOT NULL,
+            item_id INTEGER NOT NULL,
+            PRIMARY KEY (week, band, key, item_id)
+        ) WITHOUT ROWID
+        """
+    )
+    # Why each item joined its story (the first item of a story has no row).
+    db.execute(
+        """
+        CREATE TABLE story_links (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id),
+            story_id INTEGER NOT NULL,
+            matched_item_id INTEGER NOT NULL REFERENCES items(id),
+            signal TEXT NOT NULL,        -- canonical_url / title / minhash
+            score REAL NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    # Pairs an editor split apart (`aggregator stories split`): never joined again, rebuilds
+    # included.
+    db.execute(
+        """
+        CREATE TABLE story_splits (
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            other_item_id INTEGER NOT NULL REFERENCES items(id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (item_id, other_item_id)
+        )
+        """
+    )
+    for sql in (
+        "CREATE INDEX item_fingerprints_title ON item_fingerprints(title_key, first_seen_at)",
+        "CREATE INDEX item_fingerprints_canonical ON item_fingerprints(canonical_url)",
+        "CREATE INDEX story_links_story ON story_links(story_id)",
+        "CREATE INDEX story_splits_other ON story_splits(other_item_id)",
+    ):
+        db.execute(sql)
+    # Moving an item between stories must not re-index its text: the full-text trigger fires
+    # only when the title or the text changes.
+    db.execute("DROP TRIGGER items_au")
+    db.execute(
+        """
+        CREATE TRIGGER items_au AFTER UPDATE OF title, text ON items BEGIN
+          INSERT INTO items_fts (items_fts, rowid, title, text)
+            VALUES ('delete', old.rowid, old.title, old.text);
+          INSERT INTO items_fts (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+        END
+        """
+    )

@@ -9,7 +9,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.models import Article, FeedConfig, FeedUpdate, FetchRecord, ItemDraft, SaveCounts
+from aggregator.dedup import DedupPolicy
+from aggregator.models import (
+    Article,
+    FeedConfig,
+    FeedUpdate,
+    FetchRecord,
+    ItemDraft,
+    SaveCounts,
+)
+from aggregator.store import stories
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
@@ -61,6 +70,21 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
                 "UPDATE feeds SET state = 'disabled', last_error = ? WHERE name = ?",
                 ["no longer in feeds.yaml; its items are kept", name],
             )
+    _sync_priorities(db, feeds)
+
+
+def _sync_priorities(db: Database, feeds: Sequence[FeedConfig]) -> None:
+    """A story's lead comes from its highest-priority feed: when priorities change in
+    feeds.yaml, stories with several items re-pick their lead."""
+    changed = sum(
+        db.execute(
+            "UPDATE feeds SET priority = ? WHERE name = ? AND priority != ?",
+            [feed.priority, feed.name, feed.priority],
+        ).rowcount
+        for feed in feeds
+    )
+    if changed:
+        stories.refresh_leads(db)
 
 
 def _item_values(draft: ItemDraft) -> dict[str, Any]:
@@ -96,15 +120,8 @@ def _insert_item(db: Database, draft: ItemDraft, now: str) -> int:
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     cursor = db.execute(f"INSERT INTO items ({columns}) VALUES ({marks})", list(values.values()))
-    item_id = int(cursor.lastrowid or 0)
-    # For now every item is its own story; near-duplicate merging joins them later.
-    story = db.execute(
-        "INSERT INTO stories (title, lead_item_id, first_seen_at, last_seen_at, item_count)"
-        " VALUES (?, ?, ?, ?, 1)",
-        [values["title"], item_id, now, now],
-    )
-    db.execute("UPDATE items SET story_id = ? WHERE id = ?", [story.lastrowid, item_id])
-    return item_id
+    # Its story is found (or made) once its sighting says which feed carried it.
+    return int(cursor.lastrowid or 0)
 
 
 def _update_item(db: Database, item_id: int, draft: ItemDraft) -> None:
@@ -133,7 +150,14 @@ def _add_sighting(db: Database, feed: str, draft: ItemDraft, item_id: int, now: 
     )
 
 
-def save_drafts(db: Database, feed: str, drafts: Sequence[ItemDraft], *, now: str) -> SaveCounts:
+def save_drafts(
+    db: Database,
+    feed: str,
+    drafts: Sequence[ItemDraft],
+    *,
+    now: str,
+    dedup: DedupPolicy = stories.DEFAULT_POLICY,
+) -> SaveCounts:
     new = updated = sightings = 0
     for draft in drafts:
         seen = db.execute(
@@ -152,12 +176,13 @@ def save_drafts(db: Database, feed: str, drafts: Sequence[ItemDraft], *, now: st
         row = None
         if draft.url is not None:
             row = db.execute("SELECT id FROM items WHERE url = ?", [draft.url]).fetchone()
-        if row is None:
-            item_id = _insert_item(db, draft, now)
-            new += 1
-        else:
-            item_id = int(row[0])
+        item_id = _insert_item(db, draft, now) if row is None else int(row[0])
         _add_sighting(db, feed, draft, item_id, now)
+        if row is None:
+            stories.assign_story(db, item_id, draft.fingerprint, dedup, now=now)
+            new += 1
+        else:  # a feed of higher priority may now carry it: its story's lead may change
+            stories.refresh_story_of(db, item_id)
         sightings += 1
     return SaveCounts(new_items=new, updated_items=updated, sightings=sightings)
 

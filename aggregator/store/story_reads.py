@@ -1,0 +1,69 @@
+"""Read-only queries behind `aggregator stories`: stories with their sources, and why each
+item joined its story."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from aggregator.store.reads import Row, _rows
+
+_SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
+
+
+def stories(
+    db: Database, *, since: str | None, min_sources: int, feed: str | None, limit: int
+) -> list[Row]:
+    """Latest first (by the last time any feed carried them), with their feeds."""
+    clauses: list[str] = ["1"]
+    params: list[Any] = []
+    if since is not None:
+        clauses.append("s.last_seen_at >= ?")
+        params.append(since)
+    if feed is not None:
+        clauses.append(
+            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
+            " WHERE sg.feed = ?)"
+        )
+        params.append(feed)
+    sql = (
+        "SELECT * FROM (SELECT s.id AS story, s.last_seen_at, s.first_seen_at,"
+        f" s.item_count AS items, {_SOURCES.format('count(DISTINCT sg.feed)')} AS sources,"
+        f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS feeds,"
+        " s.title, lead.url AS lead_url FROM stories s"
+        " LEFT JOIN items lead ON lead.id = s.lead_item_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC)"
+        " WHERE sources >= ? LIMIT ?"
+    )
+    rows = _rows(db, sql, [*params, min_sources, limit])
+    for row in rows:  # group_concat's order is SQLite's whim
+        row["feeds"] = ",".join(sorted((row["feeds"] or "").split(",")))
+    return rows
+
+
+def story_items(db: Database, story_id: int) -> list[Row]:
+    """The story's items, lead first, each with the signal and score that joined it."""
+    return _rows(
+        db,
+        "SELECT i.id AS item, i.id = s.lead_item_id AS lead,"
+        " (SELECT group_concat(DISTINCT sg.feed) FROM sightings sg WHERE sg.item_id = i.id)"
+        " AS feeds,"
+        " (SELECT max(fd.priority) FROM sightings sg JOIN feeds fd ON fd.name = sg.feed"
+        " WHERE sg.item_id = i.id) AS priority,"
+        " i.first_seen_at, l.signal, l.score, l.matched_item_id AS matched_item, i.title, i.url"
+        " FROM items i JOIN stories s ON s.id = i.story_id"
+        " LEFT JOIN story_links l ON l.item_id = i.id"
+        " WHERE i.story_id = ? ORDER BY lead DESC, i.first_seen_at, i.id",
+        [story_id],
+    )
+
+
+def story(db: Database, story_id: int) -> Row | None:
+    rows = _rows(
+        db,
+        "SELECT id AS story, title, lead_item_id, item_count AS items, first_seen_at,"
+        " last_seen_at FROM stories WHERE id = ?",
+        [story_id],
+    )
+    return rows[0] if rows else None
