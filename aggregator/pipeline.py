@@ -104,8 +104,13 @@ class Pipeline:
                 error="skipped: the server said the feed is gone (410); "
                 "remove it from feeds.yaml or give it a new URL",
             )
+        # Pages that failed on earlier runs are retried alongside, not before, the feed.
+        retries = asyncio.ensure_future(self._retry_pending(feed))
         try:
             outcome = await self._refresh(feed, state, started)
+        except asyncio.CancelledError:  # shutting down: the retries stop too
+            retries.cancel()
+            raise
         except AggregatorError as exc:
             outcome = self._record_failure(feed, state, started, exc)
         except Exception as exc:  # a bug must not stop the other feeds; it is recorded
@@ -113,11 +118,14 @@ class Pipeline:
             outcome = self._record_failure(
                 feed, state, started, AggregatorError(f"unexpected error: {exc!r}")
             )
-        return replace(outcome, duration_ms=int((time.monotonic() - t0) * 1000))
+        return replace(
+            outcome,
+            pages_fetched=outcome.pages_fetched + await retries,
+            duration_ms=int((time.monotonic() - t0) * 1000),
+        )
 
     async def _refresh(self, feed: FeedConfig, state: FeedState, started: datetime) -> FeedOutcome:
         settings = self.config.settings
-        retried = await self._retry_pending(feed)
         # After a 301/308 the feed is fetched from where it moved (until feeds.yaml changes).
         url = state.permanent_url or state.url
         result = await self.fetcher.get(
@@ -142,7 +150,6 @@ class Pipeline:
                 feed.name,
                 "not_modified",
                 http_status=304,
-                pages_fetched=retried,
                 fetch_ms=result.elapsed_ms,
             )
         parsed = await self.workers.parse(
@@ -170,7 +177,7 @@ class Pipeline:
             entries=len(parsed.entries),
             new_items=counts.new_items,
             updated_items=counts.updated_items,
-            pages_fetched=retried + sum(d.extract_status in ("ok", "failed") for d in drafts),
+            pages_fetched=sum(d.extract_status in ("ok", "failed") for d in drafts),
             extract_failures=sum(d.extract_status == "failed" for d in drafts),
             warning=warning,
             fetch_ms=result.elapsed_ms,
@@ -255,7 +262,12 @@ class Pipeline:
         pending = self.store.pending_pages(
             feed.name, max_attempts=MAX_EXTRACT_ATTEMPTS, limit=RETRIES_PER_REFRESH
         )
-        for item_id, link in pending:
+        done = await asyncio.gather(*(self._retry_page(i, link) for i, link in pending))
+        return sum(done)
+
+    async def _retry_page(self, item_id: int, link: str) -> bool:
+        """One earlier failure again; never raises (the feed's own refresh must go on)."""
+        try:
             article, error = await self._fetch_article(link)
             fingerprint = None
             if article is not None:  # the text arrived: the item is matched again by it
@@ -268,7 +280,10 @@ class Pipeline:
                 dedup=self.dedup,
                 now=iso_utc(self.clock()),
             )
-        return len(pending)
+        except Exception:
+            log.exception("retrying the page of item %s failed", item_id)
+            return False
+        return True
 
     def _record_failure(
         self, feed: FeedConfig, state: FeedState, started: datetime, exc: AggregatorError
@@ -326,6 +341,9 @@ async def fetch_feeds(
                 if leases.take(feed.name):
                     try:
                         outcome = await pipeline.refresh_feed(feed)
+                    except Exception as exc:  # even recording the failure failed
+                        log.exception("refreshing %s failed", feed.name)
+                        outcome = FeedOutcome(feed.name, "internal_error", error=repr(exc))
                     finally:
                         leases.release(feed.name)
                 else:

@@ -89,8 +89,9 @@ class Workers:
                 self._executor = ThreadPoolExecutor(max_workers=1)
             else:
                 context = multiprocessing.get_context("forkserver")
-                # datasketch too: dedup imports it lazily to keep the CLI's start fast.
-                context.set_forkserver_preload(["aggregator.workers", "datasketch"])
+                # trafilatura and datasketch too: extract and dedup import them lazily to keep
+                # the CLI's start fast, and each fresh worker would pay for them again.
+                context.set_forkserver_preload(["aggregator.workers", "trafilatura", "datasketch"])
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=context,

@@ -15,6 +15,7 @@ from aggregator.drafts import drafts_for
 from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord
 from aggregator.scheduler import build_scheduler, next_runs
 from aggregator.store import Store, open_reader, reads
+from aggregator.store.stories import week_of
 
 OLD, NEW = "2026-01-05T08:00:00Z", "2026-11-27T08:00:00Z"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -78,6 +79,13 @@ def test_retention_deletes_old_items_with_everything_that_points_at_them(store: 
     store.execute(f"DELETE FROM stories WHERE id = {own}")
     store.execute(f"UPDATE stories SET item_count = 2 WHERE id = {story}")
 
+    # LSH rows of both weeks (no foreign key: retention drops whole weeks).
+    for item_id, when in ((old_ids[0], OLD), (keeper, NEW)):
+        store.execute(
+            "INSERT INTO lsh_bands (week, band, key, item_id) VALUES (?, 0, 42, ?)",
+            [week_of(when), item_id],
+        )
+
     deleted = [store.expire_items(before="2026-06-01T00:00:00Z", limit=2) for _ in range(3)]
 
     assert deleted == [2, 1, 0]  # in batches, oldest first, until nothing is left
@@ -95,6 +103,7 @@ def test_retention_deletes_old_items_with_everything_that_points_at_them(store: 
     assert reads.search(reader, "Parliament", since=None, feed=None, limit=5) == []
     assert len(reads.search(reader, "coach", since=None, feed=None, limit=5)) == 1
     assert store.execute("PRAGMA foreign_key_check") == []
+    assert store.execute("SELECT week, item_id FROM lsh_bands") == [(week_of(NEW), keeper)]
 
 
 def test_optimize_and_checkpoint_leave_a_small_wal(store: Store) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlite_utils import Database
 
-from aggregator.store.stories import refresh_story
+from aggregator.store.stories import refresh_story, week_of
 from aggregator.store.writes import chunked_lookup
 
 
@@ -58,7 +58,18 @@ def expire_items(db: Database, *, before: str, limit: int) -> int:
     _delete(db, "items", ids)
     for story_id in stories:  # re-lead and re-count, or drop the ones left empty
         refresh_story(db, story_id)
+    _expire_bands(db)
     return len(ids)
+
+
+def _expire_bands(db: Database) -> None:
+    """Drop the LSH index's weeks older than the oldest item left. The index has no foreign
+    key (a per-item delete would scan it); its week-first key makes this a range delete."""
+    oldest = db.execute("SELECT min(first_seen_at) FROM items").fetchone()[0]
+    if oldest is None:
+        db.execute("DELETE FROM lsh_bands")
+    else:
+        db.execute("DELETE FROM lsh_bands WHERE week < ?", [week_of(str(oldest))])
 
 
 def expire_fetches(db: Database, *, before: str, limit: int) -> int:
