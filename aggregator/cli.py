@@ -76,6 +76,17 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# What `items` and `search` tables show; json, ndjson and csv carry every column.
+ITEM_COLUMNS = (
+    "id",
+    "first_seen_at",
+    "feeds",
+    "story_id",
+    "story_items",
+    "extract_status",
+    "title",
+)
+
 format_option = click.option(
     "--format",
     "fmt",
@@ -224,7 +235,7 @@ def feeds(obj: Context, as_json: bool) -> None:
         }
         for r in rows
     ]
-    render(view, "table", widths={"what happened / what to do": 70})
+    render(view, "table", wrap=("what happened / what to do",))
 
 
 @cli.command()
@@ -245,7 +256,7 @@ def items(obj: Context, since: str | None, feed: str | None, limit: int, fmt: st
     from aggregator.store import open_reader, reads
 
     rows = reads.items(open_reader(obj.db_path()), since=_since(since), feed=feed, limit=limit)
-    render(rows, fmt, widths={"title": 60, "url": 50})
+    render(rows, fmt, columns=ITEM_COLUMNS, widths={"feeds": 24})
 
 
 @cli.command()
@@ -272,7 +283,7 @@ def search(
 
     db = open_reader(obj.db_path())
     rows = reads.search(db, query, since=_since(since), feed=feed, limit=limit)
-    render(rows, fmt, widths={"title": 50, "url": 40, "snippet": 60})
+    render(rows, fmt, columns=(*ITEM_COLUMNS, "snippet"), widths={"feeds": 24, "title": 50})
 
 
 @cli.command()

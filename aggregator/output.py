@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 FORMATS = ("table", "json", "ndjson", "csv")
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# Columns of long text that a narrow terminal may cut short in a table.
+SHRINKABLE = frozenset({"title", "snippet", "url", "lead_url", "feeds", "summary", "text"})
 
 
 def render(
@@ -18,7 +22,11 @@ def render(
     out: TextIO | None = None,
     title: str | None = None,
     widths: dict[str, int] | None = None,
+    columns: Sequence[str] | None = None,
+    wrap: Sequence[str] = (),
 ) -> None:
+    """`columns` picks what a table shows (the machine formats always carry every column);
+    cells are cut with an ellipsis to fit the terminal, except in the `wrap` columns."""
     out = out or sys.stdout
     if fmt == "json":
         json.dump(list(rows), out, ensure_ascii=False, indent=2)
@@ -32,11 +40,47 @@ def render(
             writer.writeheader()
             writer.writerows(rows)
     else:
-        _table(rows, out, title=title, widths=widths or {})
+        if columns is not None:
+            rows = [{c: row.get(c) for c in columns} for row in rows]
+        _table(rows, out, title=title, widths=widths or {}, wrap=wrap)
+
+
+def _cell(value: Any) -> str:
+    """Stored times shown to the minute in tables; machine formats keep them whole."""
+    if value is None:
+        return ""
+    text = str(value)
+    if _ISO_TIME.match(text):
+        return text[:10] + " " + text[11:16]
+    return text
+
+
+def _widths(
+    rows: Sequence[dict[str, Any]], total: int, caps: dict[str, int], flexible: set[str]
+) -> dict[str, int]:
+    """Each column's width: short columns (ids, times, states) get what they need, up to 20;
+    long text shares what is left of the terminal, none below 8."""
+    natural = {
+        column: max(len(column), *(len(_cell(row.get(column))) for row in rows))
+        for column in rows[0]
+    }
+    widths = {c: min(n, caps.get(c, 20)) for c, n in natural.items() if c not in flexible}
+    room = total - sum(widths.values()) - 3 * len(natural) - 1  # borders and padding
+    stretchy = [c for c in natural if c in flexible]
+    for index, column in enumerate(stretchy):
+        share = max(8, room // (len(stretchy) - index))
+        widths[column] = min(natural[column], caps.get(column, share), share)
+        room -= widths[column]
+    return {column: widths[column] for column in natural}  # in the rows' column order
 
 
 def _table(
-    rows: Sequence[dict[str, Any]], out: TextIO, *, title: str | None, widths: dict[str, int]
+    rows: Sequence[dict[str, Any]],
+    out: TextIO,
+    *,
+    title: str | None,
+    widths: dict[str, int],
+    wrap: Sequence[str],
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -46,8 +90,15 @@ def _table(
         console.print("(no rows)")
         return
     table = Table(title=title, show_lines=False, header_style="bold")
-    for column in rows[0]:
-        table.add_column(column, max_width=widths.get(column), overflow="ellipsis")
+    flexible = set(SHRINKABLE) | set(wrap)
+    for column, width in _widths(rows, console.width, widths, flexible).items():
+        table.add_column(
+            column,
+            min_width=width,
+            max_width=width,
+            overflow="fold" if column in wrap else "ellipsis",
+            no_wrap=column not in wrap,
+        )
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     console.print(table)

@@ -64,6 +64,9 @@ class Pipeline:
     # Article pages already being fetched in this run, so two feeds listing the same
     # article fetch its page once.
     _pages: dict[str, asyncio.Task[tuple[Article | None, str | None]]] = field(default_factory=dict)
+    # How many page fetches each feed started itself (a page shared with another feed in the
+    # same run counts for the feed that fetched it).
+    _started: dict[str, int] = field(default_factory=dict)
 
     def _history(self, feed: FeedConfig, now: datetime) -> FeedHistory:
         """The feed's history as the schedule sees it, with the user's interval override."""
@@ -177,7 +180,7 @@ class Pipeline:
             entries=len(parsed.entries),
             new_items=counts.new_items,
             updated_items=counts.updated_items,
-            pages_fetched=sum(d.extract_status in ("ok", "failed") for d in drafts),
+            pages_fetched=self._started.pop(feed.name, 0),
             extract_failures=sum(d.extract_status == "failed" for d in drafts),
             warning=warning,
             fetch_ms=result.elapsed_ms,
@@ -228,7 +231,7 @@ class Pipeline:
             return replace(draft, extract_status="skipped")
         if not self.extract:
             return draft  # --no-extract: left pending for a later run
-        article, error = await self._page(draft.url, draft.entry.link)
+        article, error = await self._page(draft.url, draft.entry.link, feed.name)
         if article is None:
             return replace(draft, extract_status="failed", extract_error=error)
         return replace(draft, article=article, extract_status="ok")
@@ -238,9 +241,12 @@ class Pipeline:
         listing one article fetch it once, but the daemon's pipeline lives for weeks."""
         self._pages = {url: task for url, task in self._pages.items() if not task.done()}
 
-    def _page(self, url: str, link: str) -> asyncio.Task[tuple[Article | None, str | None]]:
+    def _page(
+        self, url: str, link: str, feed: str
+    ) -> asyncio.Task[tuple[Article | None, str | None]]:
         task = self._pages.get(url)
         if task is None:
+            self._started[feed] = self._started.get(feed, 0) + 1
             task = asyncio.ensure_future(self._fetch_article(link))
             self._pages[url] = task
         return task

@@ -134,6 +134,8 @@ def test_commonspace_example_end_to_end(server: LocalServer, store: Store) -> No
     )
     assert sightings == [("editors-choice",), ("popular",), ("popular",)]
     assert server.hits("/news/libya") == 1  # two feeds, three entries: one page fetch
+    # ...counted once, for the feed that fetched it.
+    assert outcomes["editors-choice"].pages_fetched + outcomes["popular"].pages_fetched == 2
     assert rows(store, "SELECT count(*) FROM stories") == [(2,)]
 
 
