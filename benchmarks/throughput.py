@@ -35,19 +35,13 @@ import asyncio
 import logging
 import os
 import platform
-import random
-import re
-import resource
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from html import escape
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,131 +51,12 @@ EVAL_CORPUS = CORPORA / "extraction-eval"
 sys.path.insert(0, str(PROJECT))  # run as a script from a checkout, like extraction_f1.py
 sys.path.append(str(PROJECT / "tests"))  # for localserver.LocalServer
 
+from benchmarks.throughput_cpu import cpu_split, measured  # noqa: E402
+from benchmarks.throughput_site import Site, build_site, corpus_files  # noqa: E402
+
 QUICK = (4, 10)
 DEFAULT_PER_HOST = 2  # aggregator.models.Settings.per_host
 ONCE = "ours, all defaults"  # the run that --repeat does not repeat
-
-
-# -- the corpus and the server ---------------------------------------------------------------
-
-
-def corpus_files(corpus: Path) -> list[Path]:
-    """Every page evaldata.json lists (in eval/ or cache/), in a fixed pseudo-random order."""
-    import json
-
-    data = json.loads((corpus / "evaldata.json").read_text(encoding="utf-8"))
-    found = set()
-    for item in data.values():
-        for folder in ("eval", "cache"):
-            path = corpus / folder / item["file"]
-            if path.is_file() and path.stat().st_size > 0:
-                found.add(path)
-                break
-    files = sorted(found)
-    random.Random(20261127).shuffle(files)  # a quick run gets a spread of sites, not a-b-c
-    return files
-
-
-@dataclass(frozen=True)
-class Site:
-    """What the server serves: feed URLs and, per feed, its entries' page URLs."""
-
-    feed_urls: list[str]
-    items_per_feed: int
-    pages: int  # distinct article URLs
-    distinct_files: int
-    page_bytes: int
-    paths: frozenset[str]  # everything served; /robots.txt is left to answer 404
-
-    def misses(self, server: Any) -> int:
-        """Requests the server answered 404, /robots.txt apart: a broken set-up."""
-        asked = (r.path.partition("?")[0] for r in server.requests)
-        return sum(path not in self.paths and path != "/robots.txt" for path in asked)
-
-
-def rss(feed: int, entries: list[tuple[str, str]]) -> str:
-    start = datetime(2026, 11, 27, 8, tzinfo=UTC)
-    items = "".join(
-        f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
-        f'<guid isPermaLink="false">bench-{feed}-{n}</guid>'
-        f"<pubDate>{format_datetime(start - timedelta(minutes=n))}</pubDate>"
-        f"<description>{escape(title)}: a short teaser, the page has the story.</description>"
-        "</item>"
-        for n, (title, link) in enumerate(entries)
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>Benchmark feed {feed}</title><link>https://example.org/{feed}</link>"
-        f"<description>feed {feed}</description>{items}</channel></rss>"
-    )
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[:60] or "page"
-
-
-def build_site(server: Any, files: list[Path], feeds: int, items: int) -> Site:
-    bodies: dict[Path, bytes] = {}
-    feed_urls, paths = [], set()
-    page_bytes = 0
-    for f in range(feeds):
-        entries = []
-        for n in range(items):
-            index = f * items + n
-            path = files[index % len(files)]
-            body = bodies.get(path) or bodies.setdefault(path, path.read_bytes())
-            # ASCII only: the server matches the path as the client percent-encodes it
-            page = f"/f{f:02d}/{index:05d}-{_slug(path.stem)}.html"
-            # No charset in Content-Type: both contenders sniff it, as on many real sites.
-            server.add(page, body, content_type="text/html")
-            paths.add(page)
-            page_bytes += len(body)
-            entries.append((f"Article {index}: {path.stem}", server.url(page)))
-        feed_path = f"/feeds/{f:02d}.xml"
-        server.add(
-            feed_path,
-            rss(f, entries),
-            etag=f'"feed-{f}"',
-            last_modified="Fri, 27 Nov 2026 08:00:00 GMT",
-        )
-        feed_urls.append(server.url(feed_path))
-        paths.add(feed_path)
-    return Site(feed_urls, items, feeds * items, len(bodies), page_bytes, frozenset(paths))
-
-
-# -- measuring -------------------------------------------------------------------------------
-
-
-def _descendants_cpu() -> float:
-    """CPU seconds of the live processes below this one, with what they reaped (Linux /proc)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return 0.0
-    parents: dict[int, int] = {}
-    times: dict[int, int] = {}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = sum(map(int, fields[11:15]))  # utime stime cutime cstime
-    wanted: set[int] = set()
-    frontier = {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - wanted
-        wanted |= frontier
-    return sum(times[pid] for pid in wanted) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds() -> float:
-    """This process, its reaped children, and its live descendants (forkserver and workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime + _descendants_cpu()
 
 
 @dataclass
@@ -201,47 +76,6 @@ class Result:
     @property
     def items_per_s(self) -> float:
         return self.items / self.wall_s if self.wall_s else 0.0
-
-
-@contextmanager
-def measured() -> Iterator[dict[str, float]]:
-    """Wall and CPU seconds of the block, in the dict it yields (filled in on exit)."""
-    out: dict[str, float] = {}
-    busy0, cpu0, own0, t0 = _machine_busy(), cpu_seconds(), _own_cpu(), time.perf_counter()
-    try:
-        yield out
-    finally:
-        out["wall"] = time.perf_counter() - t0
-        out["cpu"] = cpu_seconds() - cpu0
-        out["own_cpu"] = _own_cpu() - own0
-        # what everything else on the machine used meanwhile: the wall times are only
-        # comparable between runs when this stays near zero
-        out["others"] = max(0.0, _machine_busy() - busy0 - out["cpu"])
-
-
-def _machine_busy() -> float:
-    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
-    try:
-        line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu() -> float:
-    """This process alone: the event loop, httpx, SQLite, and the test server's threads."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
-
-
-def cpu_split(m: dict[str, float]) -> str:
-    return (
-        f"CPU {m['cpu']:.1f} s = {m['own_cpu']:.1f} s in this process (with the server threads)"
-        f" + {max(0.0, m['cpu'] - m['own_cpu']):.1f} s in worker processes;"
-        f" meanwhile other programs on the machine used {m['others']:.1f} CPU s"
-        f" ({m['others'] / m['wall'] if m['wall'] else 0:.2f} cores)"
-    )
 
 
 # -- contenders ------------------------------------------------------------------------------

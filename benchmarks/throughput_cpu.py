@@ -1,0 +1,89 @@
+"""CPU and wall-clock accounting for the throughput benchmark (Linux /proc, getrusage).
+
+The pool's workers are forked by multiprocessing's forkserver, which outlives the run, so
+`getrusage(RUSAGE_CHILDREN)` never sees them: `cpu_seconds` reads their time from /proc while
+they are still alive. `measured` also reports what other programs on the machine used meanwhile
+(from /proc/stat), which on a shared machine can decide a wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds of the live processes below this one, with what they reaped (Linux /proc)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(map(int, fields[11:15]))  # utime stime cutime cstime
+    wanted: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - wanted
+        wanted |= frontier
+    return sum(times[pid] for pid in wanted) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> float:
+    """This process, its reaped children, and its live descendants (forkserver and workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime + _descendants_cpu()
+
+
+@contextmanager
+def measured() -> Iterator[dict[str, float]]:
+    """Wall and CPU seconds of the block, in the dict it yields (filled in on exit)."""
+    out: dict[str, float] = {}
+    busy0, cpu0, own0, t0 = _machine_busy(), cpu_seconds(), _own_cpu(), time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["wall"] = time.perf_counter() - t0
+        out["cpu"] = cpu_seconds() - cpu0
+        out["own_cpu"] = _own_cpu() - own0
+        # what everything else on the machine used meanwhile: the wall times are only
+        # comparable between runs when this stays near zero
+        out["others"] = max(0.0, _machine_busy() - busy0 - out["cpu"])
+
+
+def _machine_busy() -> float:
+    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
+    try:
+        line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    """This process alone: the event loop, httpx, SQLite, and the test server's threads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def cpu_split(m: dict[str, float]) -> str:
+    return (
+        f"CPU {m['cpu']:.1f} s = {m['own_cpu']:.1f} s in this process (with the server threads)"
+        f" + {max(0.0, m['cpu'] - m['own_cpu']):.1f} s in worker processes;"
+        f" meanwhile other programs on the machine used {m['others']:.1f} CPU s"
+        f" ({m['others'] / m['wall'] if m['wall'] else 0:.2f} cores)"
+    )
