@@ -51,6 +51,7 @@ RESTART_SETTINGS = (
 )
 RETENTION_BATCH = 500  # items per transaction: the writer is never held for long
 CENSUS_S = 600.0  # how often the stale count (which reads every sighting) is refreshed
+UNRECORDED_RETRY_S = 300  # a refresh whose outcome could not be stored is tried again after
 
 
 class MeteredWorkers(Workers):
@@ -234,6 +235,7 @@ class Daemon:
             outcome = await self.pipeline.refresh_feed(feed)
         except Exception:  # refresh_feed records what feeds do; this is the store failing
             log.exception("refreshing %s failed", feed.name, extra={"feed": feed.name})
+            self._postpone(feed.name)
             return
         finally:
             self._in_flight.pop(feed.name, None)
@@ -244,6 +246,15 @@ class Daemon:
         if self.config.feed(feed.name) is None:
             # Removed from feeds.yaml while in flight: the refresh just marked it ok again.
             self.store.sync_feeds(self.config.feeds, now=iso_utc(self.clock()))
+
+    def _postpone(self, name: str) -> None:
+        """A refresh that could not even be recorded stays due and would run again every
+        tick: try it again later instead."""
+        until = self.clock() + timedelta(seconds=UNRECORDED_RETRY_S)
+        try:
+            self.store.postpone(name, until=iso_utc(until))
+        except Exception:
+            log.exception("could not postpone %s", name, extra={"feed": name})
 
     def _gauges(self, now: datetime) -> None:
         states, oldest = self.store.schedule_overview(now=iso_utc(now))

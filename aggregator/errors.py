@@ -122,3 +122,9 @@ class InvalidConfig(AggregatorError):
     def __init__(self, problems: list[ConfigError]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class InternalError(AggregatorError):
+    """A bug of ours met while handling one feed: recorded on that feed, never fatal to others."""
+
+    outcome = "internal_error"

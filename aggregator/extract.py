@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
 
 from aggregator.charset import decode_html
 from aggregator.errors import ExtractError
@@ -20,6 +19,7 @@ from aggregator.models import Article, Entry
 from aggregator.sanitize import sanitize_html
 from aggregator.text import html_to_text
 from aggregator.times import iso_utc
+from aggregator.urls import http_url
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
@@ -79,7 +79,7 @@ def extract_article(body: bytes, *, url: str, charset: str | None = None) -> Art
         published_at=_published_at(document.date),
         site_name=_clean(document.sitename),
         language=page.language,
-        image=_absolute(document.image, url),
+        image=http_url(document.image, url),
         canonical_url=page.canonical_url,
     )
 
@@ -169,7 +169,7 @@ def _declared_canonical(tree: Any, url: str) -> str | None:
         for meta in tree.iter("meta")
         if (meta.get("property") or meta.get("name") or "").lower() == "og:url"
     ]
-    return next(filter(None, (_absolute(link, url) for link in declared)), None)
+    return next(filter(None, (http_url(link, url) for link in declared)), None)
 
 
 def _declared_language(tree: Any) -> str | None:
@@ -194,18 +194,6 @@ def _published_at(found: str | None) -> str | None:
         return iso_utc(datetime.fromisoformat(found))
     except ValueError:
         return None
-
-
-def _absolute(link: str | None, base: str) -> str | None:
-    """`link` resolved against `base`, if it is a web address."""
-    if not link or not link.strip():
-        return None
-    try:
-        resolved = urljoin(base, link.strip())
-        parts = urlsplit(resolved)
-    except ValueError:  # a malformed IPv6 host, for one
-        return None
-    return resolved if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _clean(value: str | None) -> str | None:

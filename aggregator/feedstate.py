@@ -59,7 +59,8 @@ def after_success(
         last_outcome=outcome,
         last_warning=parsed.warning if parsed else None,
         last_success_at=stamp,
-        permanent_url=result.permanent_redirect,
+        # Kept until feeds.yaml changes the URL: fetching from the new home redirects no more.
+        permanent_url=result.permanent_redirect or state.permanent_url,
         title=parsed.title if parsed else None,
         site_url=parsed.site_url if parsed else None,
         hints=hints,

@@ -9,28 +9,16 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import NotAFeed, ParseError
 from aggregator.models import Entry, ParsedFeed
 from aggregator.text import clip, collapse_ws, html_to_text
 from aggregator.times import iso_utc
+from aggregator.urls import http_url
 
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 TITLE_LIMIT = 1000
 SUMMARY_LIMIT = 5000
-
-
-def http_url(href: object, base: str) -> str | None:
-    """`href` made absolute against `base`; None unless it is an http(s) URL."""
-    if not isinstance(href, str) or not href.strip():
-        return None
-    try:
-        absolute = urljoin(base, href.strip())
-        parts = urlsplit(absolute)
-    except ValueError:  # e.g. an invalid IPv6 literal in the host
-        return None
-    return absolute if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def parse_json_feed(body: bytes, *, url: str, max_entries: int) -> ParsedFeed:

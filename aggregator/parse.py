@@ -25,10 +25,11 @@ from feedparser.encodings import convert_to_utf8
 
 from aggregator import feedhints
 from aggregator.errors import NotAFeed, ParseError
-from aggregator.jsonfeed import SUMMARY_LIMIT, TITLE_LIMIT, http_url, parse_json_feed
+from aggregator.jsonfeed import SUMMARY_LIMIT, TITLE_LIMIT, parse_json_feed
 from aggregator.models import Entry, ParsedFeed
 from aggregator.text import clip, collapse_ws, html_to_text
 from aggregator.times import iso_utc
+from aggregator.urls import http_url
 
 _JSON_TYPES = ("application/feed+json", "application/json")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -14,7 +14,7 @@ from typing import Any
 
 from aggregator.dedup import DedupPolicy
 from aggregator.drafts import drafts_for
-from aggregator.errors import AggregatorError, FetchError
+from aggregator.errors import AggregatorError, FetchError, InternalError
 from aggregator.extract import article_from_feed
 from aggregator.feedstate import after_failure, after_success
 from aggregator.fetch import Fetcher
@@ -67,6 +67,8 @@ class Pipeline:
     # How many page fetches each feed started itself (a page shared with another feed in the
     # same run counts for the feed that fetched it).
     _started: dict[str, int] = field(default_factory=dict)
+    # Items whose page was retried in this run (see _retry_pending).
+    _retried: set[int] = field(default_factory=set)
 
     def _history(self, feed: FeedConfig, now: datetime) -> FeedHistory:
         """The feed's history as the schedule sees it, with the user's interval override."""
@@ -119,11 +121,12 @@ class Pipeline:
         except Exception as exc:  # a bug must not stop the other feeds; it is recorded
             log.exception("refreshing %s failed unexpectedly", feed.name)
             outcome = self._record_failure(
-                feed, state, started, AggregatorError(f"unexpected error: {exc!r}")
+                feed, state, started, InternalError(f"unexpected error: {exc!r}")
             )
+        await retries
         return replace(
             outcome,
-            pages_fetched=outcome.pages_fetched + await retries,
+            pages_fetched=self._started.pop(feed.name, 0),  # new pages and retries alike
             duration_ms=int((time.monotonic() - t0) * 1000),
         )
 
@@ -180,7 +183,6 @@ class Pipeline:
             entries=len(parsed.entries),
             new_items=counts.new_items,
             updated_items=counts.updated_items,
-            pages_fetched=self._started.pop(feed.name, 0),
             extract_failures=sum(d.extract_status == "failed" for d in drafts),
             warning=warning,
             fetch_ms=result.elapsed_ms,
@@ -200,7 +202,15 @@ class Pipeline:
         )
 
     async def _prepare_one(self, feed: FeedConfig, draft: ItemDraft, known: bool) -> ItemDraft:
-        draft = await self._attach_article(feed, draft, known)
+        try:
+            draft = await self._attach_article(feed, draft, known)
+        except Exception as exc:  # one odd entry must not cost the feed its other entries
+            log.exception("preparing an entry of %s failed", feed.name)
+            if known:
+                return draft
+            return replace(
+                draft, extract_status="failed", extract_error=f"unexpected error: {exc!r}"
+            )
         if known:
             return draft  # the item exists and keeps its fingerprint
         article = draft.article
@@ -240,6 +250,7 @@ class Pipeline:
         """Drop the article pages already fetched: a run's pipeline keeps them so two feeds
         listing one article fetch it once, but the daemon's pipeline lives for weeks."""
         self._pages = {url: task for url, task in self._pages.items() if not task.done()}
+        self._retried.clear()
 
     def _page(
         self, url: str, link: str, feed: str
@@ -268,13 +279,18 @@ class Pipeline:
         pending = self.store.pending_pages(
             feed.name, max_attempts=MAX_EXTRACT_ATTEMPTS, limit=RETRIES_PER_REFRESH
         )
-        done = await asyncio.gather(*(self._retry_page(i, link) for i, link in pending))
+        # An item seen in several feeds is retried once per run, through the shared pages.
+        pending = [p for p in pending if p[0] not in self._retried]
+        self._retried.update(item_id for item_id, _, _ in pending)
+        done = await asyncio.gather(
+            *(self._retry_page(feed, item_id, url, link) for item_id, url, link in pending)
+        )
         return sum(done)
 
-    async def _retry_page(self, item_id: int, link: str) -> bool:
+    async def _retry_page(self, feed: FeedConfig, item_id: int, url: str, link: str) -> bool:
         """One earlier failure again; never raises (the feed's own refresh must go on)."""
         try:
-            article, error = await self._fetch_article(link)
+            article, error = await self._page(url, link, feed.name)
             fingerprint = None
             if article is not None:  # the text arrived: the item is matched again by it
                 fingerprint = await self._fingerprint(article.title, article.text, None)
@@ -298,7 +314,7 @@ class Pipeline:
         record = FetchRecord(
             feed=feed.name,
             started_at=iso_utc(started),
-            url=state.url,
+            url=state.permanent_url or state.url,
             outcome=exc.outcome,
             http_status=status,
             error=str(exc),

@@ -46,8 +46,16 @@ def sanitize_html(html: str, *, base_url: str | None = None) -> str:
         parts = urlsplit(base_url)
         if parts.scheme in ("http", "https") and parts.netloc:
             relative = ("rewrite_with_base", base_url)
+    html = _H1.sub(r"<\1h2", html)
+    try:
+        return _clean(html, relative)
+    except ValueError:  # ammonia refuses some bases (a bad port, a space in the host)
+        return _clean(html, "deny")
+
+
+def _clean(html: str, relative: nh3.UrlRelative) -> str:
     return nh3.clean(
-        _H1.sub(r"<\1h2", html),
+        html,
         tags=_TAGS,
         clean_content_tags=_DROP_WITH_CONTENT,
         attributes=_ATTRIBUTES,

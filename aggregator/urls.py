@@ -6,7 +6,8 @@ query parameters or tracking parameters point at the same article.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 # Parameters that only say where a click came from. Matched case-insensitively.
 TRACKING_PARAMS = frozenset(
@@ -44,6 +45,7 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?\.?$")
 
 
 def _is_tracking(name: str) -> bool:
@@ -71,6 +73,8 @@ def canonical_url(url: str) -> str | None:
     netloc = _host(parts.hostname)
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
+    elif not _HOST.match(netloc):  # spaces, quotes, ...: no server answers to that name
+        return None
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
     # Re-quote the path so %7E and ~ (and other equivalent spellings) compare equal.
@@ -82,9 +86,13 @@ def canonical_url(url: str) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def host_of(url: str) -> str:
-    """The lower-case host of a URL ('' when there is none), for per-host limits."""
+def http_url(href: object, base: str) -> str | None:
+    """`href` made absolute against `base`; None unless it is a usable http(s) URL (one
+    that canonical_url accepts: a host, a valid port, no spaces in the host)."""
+    if not isinstance(href, str) or not href.strip():
+        return None
     try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
+        absolute = urljoin(base, href.strip())
+    except ValueError:  # e.g. an invalid IPv6 literal in the host
+        return None
+    return absolute if canonical_url(absolute) is not None else None

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from daemon_helpers import ThreadDaemon, config_text, query, scalar, spawn, terminate, wait_for
 from feeds_builder import rss
@@ -231,3 +232,29 @@ def test_sighup_reloads_feeds_yaml(server: LocalServer, tmp_path: Path) -> None:
     assert {"time", "level", "logger"} <= reload.keys()
     outcomes = [e for e in events if e.get("feed") == "new"]
     assert outcomes[0]["outcome"] == "ok"
+
+
+def test_a_refresh_that_cannot_be_recorded_is_postponed_not_repeated_every_tick(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.pipeline import Pipeline
+
+    calls: list[str] = []
+
+    async def store_failing(self: Pipeline, feed: object) -> None:
+        calls.append(getattr(feed, "name", ""))
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(Pipeline, "refresh_feed", store_failing)
+    server.add("/wire.xml", one_item_feed(server, "wire"))
+    config = tmp_path / "feeds.yaml"
+    config.write_text(config_text([("wire", server.url("/wire.xml"))], tick="100ms"))
+    db = tmp_path / "news.db"
+    with ThreadDaemon(config, db) as running:
+        wait_for(lambda: calls, what="the failing refresh")
+        first = running.daemon._last_tick or 0.0
+        # Five more 100 ms ticks: a feed left due would have been refreshed again by now.
+        wait_for(lambda: (running.daemon._last_tick or 0.0) > first + 0.5, what="more ticks")
+        due = scalar(db, "SELECT next_fetch_at FROM feeds WHERE name = 'wire'")
+    assert (parse_iso(due) - utc_now()).total_seconds() > 250
+    assert calls == ["wire"]

@@ -103,3 +103,6 @@ def test_a_gone_feed_is_not_fetched_again_and_a_moved_feed_is_fetched_at_its_new
     assert again["gone-410"].outcome == "gone"
     assert server.hits("/hostile/moved-301") == 0
     assert server.hits("/hostile/moved-301/2") == 1
+    # Fetching from the new home redirects no more; the move is still remembered.
+    moved = store.execute("SELECT permanent_url FROM feeds WHERE name = 'moved-301'")
+    assert moved == [(server.url("/hostile/moved-301/2"),)]

@@ -334,3 +334,65 @@ def test_process_pool_path(server: LocalServer, store: Store) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("SELECT count(*) FROM items WHERE extract_status = 'ok'").fetchone() == (2,)
     conn.close()
+
+
+def test_an_entry_with_an_unusable_link_costs_the_feed_nothing(
+    server: LocalServer, store: Store
+) -> None:
+    server.add("/page", article_page("Story", LIBYA_TEXT), content_type="text/html")
+    entries = [
+        {
+            "title": "Bad port",
+            "link": "http://a.example:99999/bad",
+            "guid": "b1",
+            "content": "<p>" + "Full text carried by the feed. " * 60 + "</p>",
+        },
+        {"title": "Space in host", "link": "http://a b.example/x", "guid": "b2"},
+        {"title": "Good", "link": server.url("/page"), "guid": "g1"},
+    ]
+    server.add("/f.xml", rss(entries))
+    outcome = run(make_config(server, {"wire": "/f.xml"}), store)["wire"]
+    assert (outcome.outcome, outcome.new_items) == ("ok", 3)
+    assert dict(rows(store, "SELECT title, extract_status FROM items")) == {  # type: ignore[arg-type]
+        "Bad port": "feed",
+        "Space in host": "skipped",
+        "Good": "ok",
+    }
+
+
+def test_a_page_pending_in_two_feeds_is_retried_once_per_run(
+    server: LocalServer, store: Store
+) -> None:
+    server.add("/page", "down", status=503, content_type="text/html")
+    for name in ("a", "b"):
+        server.add(
+            f"/{name}.xml",
+            rss([{"title": "Shared", "link": server.url("/page"), "guid": f"{name}1"}]),
+            etag=f'"{name}"',
+        )
+    config = make_config(server, {"a": "/a.xml", "b": "/b.xml"})
+    run(config, store)
+    assert server.hits("/page") == 1
+    run(config, store)  # both feeds answer 304; the shared page is retried once
+    assert server.hits("/page") == 2
+    assert rows(store, "SELECT extract_attempts FROM items") == [(2,)]
+
+
+def test_a_bug_while_refreshing_is_recorded_as_internal_error(
+    server: LocalServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.pipeline
+
+    def broken(entries: object) -> None:
+        raise RuntimeError("boom")
+
+    server.add("/f.xml", rss([{"title": "x", "link": "https://example.org/x"}]))
+    server.add("/g.xml", rss([{"title": "y", "link": "https://example.org/y"}]))
+    config = make_config(server, {"broken": "/f.xml"})
+    monkeypatch.setattr(aggregator.pipeline, "drafts_for", broken)
+    outcome = run(config, store)["broken"]
+    assert outcome.outcome == "internal_error"
+    assert rows(store, "SELECT outcome, error FROM fetches") == [
+        ("internal_error", "unexpected error: RuntimeError('boom')")
+    ]
+    assert rows(store, "SELECT state, last_outcome FROM feeds") == [("failing", "internal_error")]

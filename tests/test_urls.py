@@ -24,6 +24,9 @@ from aggregator.urls import canonical_url
         ("javascript:alert(1)", None),
         ("/relative/only", None),
         ("https://example.com:99999/", None),
+        ("http://a b.example/x", None),
+        ('http://"quoted".example/', None),
+        ("http://[::1]:8080/a", "http://[::1]:8080/a"),
     ],
 )
 def test_canonical_url(url: str, canonical: str | None) -> None:

@@ -169,15 +169,19 @@ class Store:
 
     # -- article pages that still need extracting ----------------------------------------------
 
-    def pending_pages(self, feed: str, *, max_attempts: int, limit: int) -> list[tuple[int, str]]:
-        """Items seen in this feed whose page was never extracted or failed before."""
+    def pending_pages(
+        self, feed: str, *, max_attempts: int, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """(item id, canonical URL, link) of items seen in this feed whose page was never
+        extracted or failed before."""
         rows = self.db.execute(
-            "SELECT DISTINCT i.id, i.link FROM items i JOIN sightings s ON s.item_id = i.id"
+            "SELECT DISTINCT i.id, i.url, i.link FROM items i JOIN sightings s ON s.item_id = i.id"
             " WHERE s.feed = ? AND i.extract_status IN ('pending', 'failed')"
-            " AND i.extract_attempts < ? AND i.link IS NOT NULL ORDER BY i.id LIMIT ?",
+            " AND i.extract_attempts < ? AND i.link IS NOT NULL AND i.url IS NOT NULL"
+            " ORDER BY i.id LIMIT ?",
             [feed, max_attempts, limit],
         ).fetchall()
-        return [(int(i), str(link)) for i, link in rows]
+        return [(int(i), str(url), str(link)) for i, url, link in rows]
 
     def save_extraction(
         self,
@@ -253,6 +257,10 @@ class Store:
     def due_now(self, names: Sequence[str], *, now: str) -> None:
         with _writing(self.db):
             schedule.due_now(self.db, names, now=now)
+
+    def postpone(self, feed: str, *, until: str) -> None:
+        with _writing(self.db):
+            schedule.postpone(self.db, feed, until=until)
 
     # -- maintenance (SQL in store/maintenance.py) -----------------------------------------------
 

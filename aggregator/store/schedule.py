@@ -160,3 +160,8 @@ def due_now(db: Database, names: Sequence[str], *, now: str) -> None:
             "UPDATE feeds SET next_fetch_at = ? WHERE name = ? AND next_fetch_at > ?",
             [now, name, now],
         )
+
+
+def postpone(db: Database, feed: str, *, until: str) -> None:
+    """Set a feed's next due time outright (after a refresh that could not be recorded)."""
+    db.execute("UPDATE feeds SET next_fetch_at = ? WHERE name = ?", [until, feed])
