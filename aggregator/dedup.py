@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.models import Fingerprint, Settings
+from aggregator.text import UNSPACED_SCRIPTS
 from aggregator.times import parse_iso
 from aggregator.urls import canonical_url
 
@@ -49,8 +50,8 @@ MIN_SHINGLES = 12
 CANONICAL_MIN_SIMILARITY = 0.1
 
 # Scripts written without spaces: every character is a word.
-_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+")
+
+_WORD = re.compile(rf"[{UNSPACED_SCRIPTS}]|[^\W{UNSPACED_SCRIPTS}]+")
 _QUOTES = re.compile(
     r"['\"\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u00ab\u00bb\u2039\u203a`\u00b4]"
 )

@@ -17,7 +17,7 @@ from aggregator.charset import decode_html
 from aggregator.errors import ExtractError
 from aggregator.models import Article, Entry
 from aggregator.sanitize import sanitize_html
-from aggregator.text import html_to_text
+from aggregator.text import UNSPACED_SCRIPTS, html_to_text
 from aggregator.times import iso_utc
 from aggregator.urls import http_url
 
@@ -48,7 +48,7 @@ _TRAFILATURA_OPTIONS: dict[str, Any] = {
     },
 }
 # Scripts written without spaces between words: two characters weigh about one word.
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
+_UNSPACED = re.compile(f"[{UNSPACED_SCRIPTS}]")
 _TRUNCATED_END = re.compile(r"(?:…|\.\.\.|\[…\]|\[\.\.\.\])[\s\])»→]*$")
 # WordPress closes excerpts with "Continue reading <title> →": look a few words back.
 _READ_MORE = re.compile(r"\b(?:read more|continue reading|read the full (?:story|article))\b", re.I)

@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from aggregator.feedhints import DAYS
 from aggregator.models import FeedHints, FeedHistory, Settings
 
 # States that are never due on their own: 410 Gone waits for the user, disabled feeds were
 # removed from feeds.yaml.
 NEVER_DUE = frozenset({"gone", "disabled"})
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def skip_forward(due: datetime, hints: FeedHints) -> datetime:
         return due  # a feed that skips every hour or every day is misconfigured: ignore it
     due = due.astimezone(UTC)
     for _ in range(24 * 8):
-        if due.hour not in hours and WEEKDAYS[due.weekday()] not in days:
+        if due.hour not in hours and DAYS[due.weekday()] not in days:
             return due
         due = due.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     return due

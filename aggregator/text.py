@@ -16,6 +16,10 @@ _BREAKING = frozenset({
 })
 # fmt: on
 
+# Scripts written without spaces between words (Thai, kana, CJK ideographs): each character
+# counts as a word-like unit. Hangul is left out on purpose: Korean separates words.
+UNSPACED_SCRIPTS = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+
 
 def collapse_ws(text: str) -> str:
     """Runs of any whitespace (newlines, tabs, no-break spaces) become one space; ends trimmed."""
