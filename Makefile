@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run fetch test lint typecheck pytest bench lock clean
+.PHONY: run test lint typecheck pytest bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "aggregator needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install --require-virtualenv --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The daemon on the database feeds.yaml names (settings.database); AGGREGATOR_DB overrides it.
 run: $(STAMP)
-	$(BIN)/aggregator --config feeds.yaml --db data/aggregator.db run
+	$(BIN)/aggregator --config feeds.yaml run
 
 test: lint typecheck pytest
 

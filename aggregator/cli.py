@@ -31,6 +31,7 @@ class Context:
         self.config_path = config_path
         self.db_override = db_path
         self._config: Config | None = None
+        self._warned = False
 
     def config(self) -> Config:
         if self._config is None:
@@ -40,15 +41,29 @@ class Context:
         return self._config
 
     def db_path(self) -> str:
-        """--db / AGGREGATOR_DB, else the config's database (relative to the config file)."""
+        """--db / AGGREGATOR_DB, else the config's database (relative to the config file).
+
+        A feeds.yaml with problems does not stop the commands that only read the store:
+        its settings.database is read on its own, with a warning, else the default."""
         if self.db_override:
             return self.db_override
         if not Path(self.config_path).exists():
             return DEFAULT_DB
-        database = Path(self.config().settings.database)
+        try:
+            database = Path(self.config().settings.database)
+        except InvalidConfig:
+            from aggregator.config import database_setting
+
+            database = Path(database_setting(self.config_path) or Settings().database)
+            self._warn(f"{self.config_path} has problems (run `aggregator check`)")
         if not database.is_absolute():
             database = Path(self.config_path).parent / database
         return str(database)
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            click.echo(f"aggregator: warning: {message}", err=True)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -214,7 +229,7 @@ def feeds(obj: Context, as_json: bool) -> None:
     db = open_reader(obj.db_path())
     try:
         policy = policy_from(obj.config().settings)
-    except AggregatorError:  # a broken feeds.yaml must not hide the feeds' health
+    except InvalidConfig:  # a broken (or absent) feeds.yaml must not hide the feeds' health
         policy = policy_from(Settings())
     now = utc_now()
     histories = feed_histories(db, since=iso_utc(rate_window_start(now, policy)))
@@ -299,9 +314,9 @@ def query(obj: Context, sql: str, fmt: str) -> None:
     Example:
       aggregator query "select feed, count(*) n from sightings group by feed"
     """
-    from aggregator.store import open_reader, reads
+    from aggregator.store import open_reader, read_query
 
-    render(reads.query(open_reader(obj.db_path()), sql), fmt)
+    render(read_query(open_reader(obj.db_path()), sql), fmt)
 
 
 @cli.command()

@@ -10,17 +10,10 @@ import click
 
 from aggregator.cli import Context, _since, cli, format_option, guarded, pass_context
 from aggregator.errors import StoreError
-from aggregator.output import render
+from aggregator.output import printable, render
 from aggregator.times import iso_utc, utc_now
 
 SIGNALS = {"canonical_url": "canonical URL", "title": "headline", "minhash": "text"}
-
-
-def _existing_db(obj: Context) -> str:
-    path = obj.db_path()
-    if not Path(path).exists():
-        raise StoreError(f"no database at {path}; run `aggregator fetch` first")
-    return path
 
 
 @cli.group(invoke_without_command=True)
@@ -96,8 +89,9 @@ def show(obj: Context, story_id: int, fmt: str) -> None:
     if head is None:
         raise StoreError(f"there is no story {story_id}; `aggregator stories` lists them")
     if fmt == "table":
+        title = printable(str(head["title"]))
         click.echo(
-            f"story {story_id}: {head['title']}\n{head['items']} item(s), first seen "
+            f"story {story_id}: {title}\n{head['items']} item(s), first seen "
             f"{head['first_seen_at']}, last seen {head['last_seen_at']}"
         )
     render(story_reads.story_items(db, story_id), fmt, widths={"title": 50, "url": 40})
@@ -119,7 +113,7 @@ def split(obj: Context, item_id: int) -> None:
     """
     from aggregator.store import Store
 
-    store = Store.open(_existing_db(obj))
+    store = Store.open(obj.db_path(), create=False)
     try:
         done = store.split_item(item_id, now=iso_utc(utc_now()))
     finally:
@@ -150,7 +144,7 @@ def rebuild(obj: Context) -> None:
 
     config_exists = Path(obj.config_path).exists()
     settings = obj.config().settings if config_exists else Settings()
-    store = Store.open(_existing_db(obj))
+    store = Store.open(obj.db_path(), create=False)
     started = time.monotonic()
     try:
         done = store.rebuild_stories(DedupPolicy.from_settings(settings), now=iso_utc(utc_now()))

@@ -57,9 +57,36 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "title_confirm_threshold": ("title_confirm_threshold", "fraction"),
     "dedup_window": ("dedup_window_s", "duration"),
 }
+DAY = 86_400
+# The most each number may be, in its unit (seconds, bytes, a count), by feeds.yaml key:
+# past these a typo (an extra 0, d for m) is likelier than intent, and far past them the
+# scheduler's date arithmetic overflows.
+MAXIMA: dict[str, float] = {
+    "interval": 365 * DAY,
+    "timeout": 3600,
+    "connect_timeout": 3600,
+    "max_feed_size": 1024**3,
+    "max_page_size": 1024**3,
+    "max_redirects": 30,
+    "max_entries": 100_000,
+    "concurrency": 1000,
+    "per_host": 100,
+    "host_gap": 60,
+    "min_interval": 365 * DAY,
+    "max_interval": 365 * DAY,
+    "max_backoff": 365 * DAY,
+    "retention": 3650 * DAY,  # ten years; to keep items for good, leave retention out
+    "tick": 3600,
+    "batch": 10_000,
+    "stop_timeout": 3600,
+    "dedup_window": 365 * DAY,
+}
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
 FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
 TOP_KEYS = ("settings", "feeds")
 assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
+_NUMBERS = {k for k, (_, kind) in SETTING_KEYS.items() if kind not in ("str", "bool", "fraction")}
+assert set(MAXIMA) == _NUMBERS, "every number in settings needs a maximum"
 
 
 class _Problems:
@@ -128,6 +155,31 @@ def _convert(kind: str, value: Any) -> Any:
     return value.strip()
 
 
+def _bounded(key: str, kind: str, value: Any) -> Any:
+    """`_convert`, then no more than the key's maximum; ValueError names the maximum."""
+    converted = _convert(kind, value)
+    maximum = MAXIMA.get(key)
+    if maximum is not None and converted > maximum:
+        raise ValueError(f"{value!r} is more than the maximum, {_shown(kind, maximum)}")
+    return converted
+
+
+_UNITS = {
+    "size": (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024), ("B", 1)),
+    "duration": (("d", DAY), ("h", 3600), ("m", 60), ("s", 1)),
+    "period": (("d", DAY), ("h", 3600), ("m", 60), ("s", 1)),
+    "seconds": (("s", 1),),  # host_gap and stop_timeout are written in s or ms
+}
+
+
+def _shown(kind: str, maximum: float) -> str:
+    """A maximum the way feeds.yaml writes it: 365d, 1h, 60s, 1GB, 1000."""
+    for unit, size in _UNITS.get(kind, (("", 1),)):
+        if maximum % size == 0:
+            return f"{int(maximum // size)}{unit}"
+    return f"{maximum:g}"
+
+
 def _fraction(value: Any) -> float:
     """A threshold between 0 (exclusive) and 1: 0.5, 1."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
@@ -138,8 +190,9 @@ def _fraction(value: Any) -> float:
 def _seconds(value: Any) -> float:
     """Seconds as a float, fractions welcome, 0 for none: 0.5, 2, '500ms', '2s'."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value >= 0 and math.isfinite(value):
-            return float(value)
+        if value >= 0 and (isinstance(value, int) or math.isfinite(value)):
+            # A whole number too big for a float is inf, for the maximum to refuse.
+            return float(value) if value < 2**1000 else math.inf
     elif match := _SECONDS.match(str(value)):
         return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
     raise ValueError(f"{value!r} is not a time; write for example 500ms, 2s or 0")
@@ -175,7 +228,7 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
     for key, value_node in _pairs(node, list(SETTING_KEYS), problems, "settings").items():
         field_name, kind = SETTING_KEYS[key]
         try:
-            converted = _convert(kind, _scalar(loader, value_node))
+            converted = _bounded(key, kind, _scalar(loader, value_node))
         except ValueError as exc:
             problems.add(f"settings.{key}: {exc}", value_node)
             continue
@@ -249,13 +302,20 @@ def _feed_options(
     ):
         if key in pairs:
             try:
-                values[field_name] = _convert(kind, _scalar(loader, pairs[key]))
+                values[field_name] = _bounded(key, kind, _scalar(loader, pairs[key]))
             except ValueError as exc:
                 problems.add(f"{key}: {exc}", pairs[key], label)
     if "priority" in pairs:
         priority = _scalar(loader, pairs["priority"])
+        low, high = PRIORITY_RANGE
         if isinstance(priority, bool) or not isinstance(priority, int):
             problems.add(f"priority: {priority!r} is not a whole number", pairs["priority"], label)
+        elif not low <= priority <= high:
+            problems.add(
+                f"priority: {priority!r} is out of range; give a number from {low} to {high}",
+                pairs["priority"],
+                label,
+            )
         else:
             values["priority"] = priority
     if "tags" in pairs:
@@ -272,17 +332,72 @@ def parse_config(text: str, *, path: str = "feeds.yaml") -> Config:
     problems = _Problems(path)
     loader = yaml.SafeLoader(text)
     try:
+        return _build(loader, _tree(loader, path), problems)
+    finally:
+        loader.dispose()
+
+
+def _tree(loader: yaml.SafeLoader, path: str) -> yaml.Node | None:
+    """The document's nodes, every value in them known to build; InvalidConfig if not."""
+    try:
         root = loader.get_single_node()
+        unreadable = _unreadable(loader, root, path) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise InvalidConfig(
-            [ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=line)]
-        ) from None
+        why = f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        raise InvalidConfig([ConfigError(why, path=path, line=line)]) from None
+    except RecursionError:  # the loader recurses once per level: [[[[...]]]]
+        why = "nested too deeply to read; feeds.yaml needs only a few levels"
+        raise InvalidConfig([ConfigError(why, path=path)]) from None
+    if unreadable is not None:
+        raise InvalidConfig([unreadable])
+    return root
+
+
+def _unreadable(loader: yaml.SafeLoader, root: yaml.Node, path: str) -> ConfigError | None:
+    """A value the safe loader refuses to build, as a problem: a tag such as
+    `!!python/object/apply:os.system`, an impossible date (2026-02-30). Checked for the
+    whole file first, so that building each value later cannot fail."""
     try:
-        return _build(loader, root, problems)
-    finally:
-        loader.dispose()
+        loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        why = getattr(exc, "problem", None) or exc
+        return ConfigError(
+            f"cannot read this value: {why}; feeds.yaml takes plain values only, no !!tags",
+            path=path,
+            line=mark.line + 1 if mark is not None else None,
+        )
+    except ValueError as exc:  # the loader builds dates with datetime, which refuses 02-30
+        node = _first_unbuildable(loader, root)
+        return ConfigError(
+            f"cannot read this value: {exc}",
+            path=path,
+            line=node.start_mark.line + 1 if node is not None else None,
+        )
+    return None
+
+
+def _first_unbuildable(loader: yaml.SafeLoader, root: yaml.Node) -> yaml.Node | None:
+    """The first scalar (in file order) whose value cannot be built."""
+    pending: list[yaml.Node] = [root]
+    seen: set[int] = set()  # aliases make the tree a graph
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except (yaml.YAMLError, ValueError):
+                return node
+        elif isinstance(node, yaml.MappingNode):
+            pending.extend(reversed([n for pair in node.value for n in pair]))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(reversed(node.value))
+    return None
 
 
 def _build(loader: yaml.SafeLoader, root: yaml.Node | None, problems: _Problems) -> Config:
@@ -332,3 +447,21 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidConfig([ConfigError(f"cannot be read: {exc}", path=str(path))]) from None
     return parse_config(text, path=str(path))
+
+
+def database_setting(path: str | Path) -> str | None:
+    """`settings.database` alone, read leniently from a feeds.yaml that may be invalid in
+    other ways, so that commands that only read the store still find it. None when the file
+    does not name one (or cannot be read as YAML at all)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    node: yaml.Node | None = root
+    for key in ("settings", "database"):
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if k.value == key), None)
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+        return None
+    return str(node.value).strip() or None

@@ -10,11 +10,18 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from aggregator.models import FeedOutcome
+from aggregator.output import printable
 
 
 def _line(outcome: FeedOutcome) -> str:
+    """The plain line off a terminal; errors quote what servers sent, escapes and all."""
+    return printable(_said(outcome))
+
+
+def _said(outcome: FeedOutcome) -> str:
     if outcome.failed:
         return f"{outcome.feed}: {outcome.outcome}: {outcome.error}"
     if outcome.outcome == "not_modified":
@@ -34,7 +41,7 @@ class FetchView:
                 TextColumn("fetching"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # a feed name, not markup
                 TimeElapsedColumn(),
                 console=self.err,
                 transient=True,
@@ -64,15 +71,22 @@ class FetchView:
             table.add_column(column, justify="left" if column in ("feed", "result") else "right")
         table.add_column("error / warning", max_width=70, overflow="fold")
         for o in sorted(outcomes, key=lambda o: (not o.failed, o.feed)):
+            # Text, not str: an error quotes what a server sent, and Rich would read "[/b]"
+            # in it as markup (and crash) or "[link=...]" as a terminal hyperlink.
             table.add_row(
-                o.feed,
-                o.outcome,
-                str(o.entries),
-                str(o.new_items),
-                str(o.updated_items),
-                str(o.pages_fetched),
-                f"{o.duration_ms / 1000:.1f}",
-                o.error or o.warning or "",
+                *(
+                    Text(printable(cell))
+                    for cell in (
+                        o.feed,
+                        o.outcome,
+                        str(o.entries),
+                        str(o.new_items),
+                        str(o.updated_items),
+                        str(o.pages_fetched),
+                        f"{o.duration_ms / 1000:.1f}",
+                        o.error or o.warning or "",
+                    )
+                )
             )
         failed = sum(o.failed for o in outcomes)
         new = sum(o.new_items for o in outcomes)

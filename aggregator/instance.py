@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, StoreError
 
 
 class AlreadyRunning(AggregatorError):
@@ -27,8 +27,11 @@ class AlreadyRunning(AggregatorError):
 def instance_lock(db_path: str) -> Iterator[None]:
     """Held for the daemon's life; the kernel drops it when the process dies, kill -9 too."""
     path = Path(f"{db_path}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a file where its folder should be, no rights, a full disk
+        raise StoreError(f"cannot create the database at {db_path}: {exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,6 +13,15 @@ FORMATS = ("table", "json", "ndjson", "csv")
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # Columns of long text that a narrow terminal may cut short in a table.
 SHRINKABLE = frozenset({"title", "snippet", "url", "lead_url", "feeds", "summary", "text"})
+# C0 and C1 control characters but tab and newline: ESC starts a terminal's colour, cursor
+# and hyperlink sequences, CR overwrites the line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Stored or received text made safe to show on a terminal: control characters become
+    U+FFFD. (Rich leaves them alone; it only has to be kept from reading markup.)"""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
 
 
 def render(
@@ -52,7 +61,7 @@ def _cell(value: Any) -> str:
     text = str(value)
     if _ISO_TIME.match(text):
         return text[:10] + " " + text[11:16]
-    return text
+    return printable(text)
 
 
 def _widths(
@@ -84,21 +93,28 @@ def _table(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=out, soft_wrap=False)
     if not rows:
         console.print("(no rows)")
         return
-    table = Table(title=title, show_lines=False, header_style="bold")
+    # Every cell, header and title is Text, never a str: Rich would read "[/b]" in a
+    # feed's headline as markup (and crash) and "[link=...]" as a terminal hyperlink.
+    table = Table(
+        title=None if title is None else Text(printable(title)),
+        show_lines=False,
+        header_style="bold",
+    )
     flexible = set(SHRINKABLE) | set(wrap)
     for column, width in _widths(rows, console.width, widths, flexible).items():
         table.add_column(
-            column,
+            Text(printable(column)),
             min_width=width,
             max_width=width,
             overflow="fold" if column in wrap else "ellipsis",
             no_wrap=column not in wrap,
         )
     for row in rows:
-        table.add_row(*(_cell(v) for v in row.values()))
+        table.add_row(*(Text(_cell(v)) for v in row.values()))
     console.print(table)

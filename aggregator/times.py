@@ -13,7 +13,8 @@ def iso_utc(moment: datetime) -> str:
     """A timezone-aware (or naive, taken as UTC) datetime as stored text."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: strftime writes year 999 as "999", which sorts after "2026".
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def utc_now() -> datetime:
@@ -37,14 +38,28 @@ def parse_duration(text: str) -> int:
 
 
 def since_to_iso(text: str, *, now: datetime) -> str:
-    """`--since` accepts a duration back from now ('2h') or a date ('2026-11-27')."""
+    """`--since` accepts a duration back from now ('2h') or a date ('2026-11-27').
+    Raises ValueError with a plain message, also for times outside the calendar."""
     try:
-        return iso_utc(now - timedelta(seconds=parse_duration(text)))
+        seconds = parse_duration(text)
     except ValueError:
         pass
+    else:
+        try:
+            return iso_utc(now - timedelta(seconds=seconds))
+        except OverflowError:
+            raise ValueError(
+                f"{text!r} reaches back before the year 1; give a shorter duration"
+            ) from None
     try:
-        return iso_utc(parse_iso(text))
+        moment = parse_iso(text)
     except ValueError:
         raise ValueError(
             f"{text!r} is neither a duration (2h, 3d) nor a date (2026-11-27 or 2026-11-27T08:00)"
+        ) from None
+    try:
+        return iso_utc(moment)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0 in UTC
+        raise ValueError(
+            f"{text!r} is outside the dates this store can hold (years 1 to 9999 in UTC)"
         ) from None

@@ -148,3 +148,132 @@ def test_every_command_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+def test_headlines_that_look_like_markup_are_shown_as_they_are(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    titles = ["Talks [/b] resume", "[link=http://x]y[/link] vote", "[bold]Quake hits coast"]
+    server.add(
+        "/wire.xml",
+        rss(
+            [
+                {"title": title, "link": server.url(f"/p/{n}"), "guid": f"g{n}"}
+                for n, title in enumerate(titles)
+            ]
+        ),
+    )
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "settings:\n  allow_private_networks: true\n  host_gap: 0\nfeeds:\n"
+        f"  - name: wire\n    url: {server.url('/wire.xml')}\n"
+    )
+    runner, base = CliRunner(), ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "fetch", "--no-extract"]).exit_code == 0
+    for command in (["items"], ["stories"], ["search", "resume OR vote OR quake"]):
+        result = runner.invoke(cli, [*base, *command])
+        assert result.exit_code == 0, (command, result.output)
+        for title in titles:
+            assert title in result.stdout, (command, title)
+
+
+@pytest.mark.parametrize(
+    ("since", "words"),
+    [("9999999999d", "before the year 1"), ("0001-01-01T00:00+05:00", "outside the dates")],
+)
+def test_since_beyond_the_calendar_is_a_usage_error(
+    setup: tuple[CliRunner, list[str]], since: str, words: str
+) -> None:
+    runner, base = setup
+    runner.invoke(cli, [*base, "fetch"])
+    for command in ("items", "search x", "stories"):
+        result = runner.invoke(cli, [*base, *command.split(), "--since", since])
+        assert result.exit_code == 2, result.output
+        assert words in result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_database_under_a_file_is_a_clear_error(
+    setup: tuple[CliRunner, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aggregator.logs.setup_logging", lambda *args, **kwargs: None)
+    runner, base = setup
+    (tmp_path / "notdb.db").write_text("a file")
+    db = str(tmp_path / "notdb.db" / "x.db")
+    for command in ("fetch", "run"):
+        result = runner.invoke(cli, [*base, "--db", db, command])
+        assert result.exit_code == 2, result.output
+        assert f"cannot create the database at {db}: " in result.stderr
+        assert isinstance(result.exception, SystemExit)
+
+
+def test_python_tags_in_feeds_yaml_are_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        f'feeds:\n  - name: a\n    url: !!python/object/apply:os.system ["touch {tmp_path}/x"]\n'
+    )
+    for command in ("check", "fetch"):
+        result = CliRunner().invoke(cli, ["--config", str(config), command])
+        assert result.exit_code == 2
+        assert f"{config}:3: cannot read this value" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_reading_commands_work_beside_a_broken_feeds_yaml(
+    setup: tuple[CliRunner, list[str]],
+) -> None:
+    runner, base = setup
+    assert runner.invoke(cli, [*base, "fetch"]).exit_code == 0
+    config = Path(base[1])
+    config.write_text(config.read_text() + "    intervl: 5m\n  - url: !!python/name:os.system\n")
+    assert runner.invoke(cli, [*base, "check"]).exit_code == 2
+    health = runner.invoke(cli, [*base, "feeds", "--json"])
+    assert health.exit_code == 0, health.output
+    assert [f["name"] for f in json.loads(health.stdout)] == ["wire"]  # from store/news.db
+    assert health.stderr.count("has problems (run `aggregator check`)") == 1
+    listed = runner.invoke(cli, [*base, "items", "--format", "json"])
+    assert listed.exit_code == 0
+    assert len(json.loads(listed.stdout)) == 1
+    assert runner.invoke(cli, [*base, "stories"]).exit_code == 0
+    assert runner.invoke(cli, [*base, "fetch"]).exit_code == 2  # fetching needs the config
+
+
+def test_a_database_locked_too_long_is_a_clear_error(
+    setup: tuple[CliRunner, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    runner, base = setup
+    assert runner.invoke(cli, [*base, "fetch"]).exit_code == 0
+    monkeypatch.setattr("aggregator.store.BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(tmp_path / "store" / "news.db")
+    other.execute("BEGIN IMMEDIATE")  # another writer that does not let go
+    try:
+        result = runner.invoke(cli, [*base, "fetch"])
+    finally:
+        other.rollback()
+        other.close()
+    assert result.exit_code == 2, result.output
+    assert "another process has held its write lock" in result.stderr
+    assert "stories rebuild" in result.stderr
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_query_cannot_create_files(setup: tuple[CliRunner, list[str]], tmp_path: Path) -> None:
+    runner, base = setup
+    runner.invoke(cli, [*base, "fetch"])
+    for sql in (f"ATTACH '{tmp_path}/x.db' AS x", f"VACUUM INTO '{tmp_path}/y.db'"):
+        result = runner.invoke(cli, [*base, "query", sql])
+        assert result.exit_code == 2
+        assert "queries only read this database" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+    assert not (tmp_path / "y.db").exists()
+
+
+def test_story_edits_need_an_existing_database(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "stories", "split", "1"])
+    assert result.exit_code == 2
+    assert "run `aggregator fetch` first" in result.stderr
+    assert not db.exists()

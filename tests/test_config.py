@@ -107,3 +107,122 @@ def test_shipped_feeds_yaml_is_valid() -> None:
     assert config.feeds[0].name == "tass-en"
     assert config.feeds[0].url == "https://tass.com/rss/v2.xml"
     assert len(config.feeds) >= 5
+
+
+FEED = "feeds:\n  - name: a\n    url: https://a.org/f\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "maximum"),
+    [
+        ("interval: 99999999999d", "365d"),
+        ("interval: 99999999999", "365d"),  # plain seconds
+        ("min_interval: 366d", "365d"),
+        ("max_interval: 9999d", "365d"),
+        ("max_backoff: 400d", "365d"),
+        ("dedup_window: 400d", "365d"),
+        ("retention: 99999d", "3650d"),
+        ("timeout: 2h", "1h"),
+        ("connect_timeout: 3601", "1h"),
+        ("tick: 2h", "1h"),
+        ("stop_timeout: 3601s", "3600s"),
+        ("host_gap: 61", "60s"),
+        ("host_gap: 61000ms", "60s"),
+        (f"host_gap: {'9' * 400}", "60s"),  # inf as a float
+        ("max_feed_size: 2GB", "1GB"),
+        ("max_page_size: 99999999999999", "1GB"),
+        ("max_entries: 100001", "100000"),
+        ("concurrency: 100000", "1000"),
+        ("per_host: 1000", "100"),
+        ("max_redirects: 31", "30"),
+        ("batch: 1000000", "10000"),
+    ],
+)
+def test_numbers_have_a_maximum_that_the_message_names(setting: str, maximum: str) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        parse_config(f"settings:\n  {setting}\n{FEED}")
+    (problem,) = caught.value.problems
+    assert problem.line == 2
+    key = setting.partition(":")[0]
+    assert str(problem).startswith(f"feeds.yaml:2: settings.{key}: ")
+    assert str(problem).endswith(f" is more than the maximum, {maximum}")
+
+
+def test_the_maxima_themselves_are_allowed() -> None:
+    settings = parse_config(
+        "settings:\n  interval: 365d\n  host_gap: 60\n  max_feed_size: 1GB\n  per_host: 100\n"
+        + FEED
+        + "    interval: 365d\n    priority: -1000000\n"
+    ).settings
+    assert (settings.interval_s, settings.host_gap_s, settings.max_feed_bytes) == (
+        365 * 86400,
+        60.0,
+        1024**3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("    interval: 400d\n", "interval: '400d' is more than the maximum, 365d"),
+        ("    priority: 100000000000000000000000\n", "from -1000000 to 1000000"),
+    ],
+)
+def test_a_feeds_numbers_are_bounded_too(extra: str, words: str) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        parse_config(FEED + extra)
+    assert caught.value.problems[0].line == 4
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (
+            'feeds:\n  - name: a\n    url: !!python/object/apply:os.system ["echo hi"]\n',
+            3,
+            "could not determine a constructor for the tag",
+        ),
+        ('feeds: !!python/object/apply:os.system ["echo hi"]\n', 1, "no !!tags"),
+        ("settings:\n  database: !!python/name:os.system\n" + FEED, 2, "no !!tags"),
+        (FEED + "    tags: [2026-02-30]\n", 4, "day is out of range"),
+        ("feeds:\n  - name: a\n    url: 2026-02-30\n", 3, "day is out of range"),
+        ("feeds:\n  - name: a\n    url: !!binary xx=\n", 3, "base64"),
+    ],
+)
+def test_values_the_safe_loader_refuses_are_config_problems_with_a_line(
+    text: str, line: int, words: str
+) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        parse_config(text)
+    (problem,) = caught.value.problems
+    assert problem.line == line
+    assert words in str(problem)
+    assert "cannot read this value" in str(problem)
+
+
+def test_absurdly_nested_yaml_is_a_config_problem() -> None:
+    with pytest.raises(InvalidConfig, match="nested too deeply"):
+        parse_config("feeds: " + "[" * 5000 + "]" * 5000)
+
+
+@pytest.mark.parametrize(
+    ("text", "database"),
+    [
+        ("settings:\n  database: news/x.db\n  intreval: 5m\nfeeds: nope\n", "news/x.db"),
+        ("settings:\n  database: x.db\nfeeds:\n  - url: !!python/object:os.system {}\n", "x.db"),
+        ("settings:\n  interval: 5m\nfeeds: []\n", None),
+        ("settings:\n  database: [a, b]\n", None),
+        ("settings: [\n", None),
+        ("- a list\n", None),
+    ],
+)
+def test_database_setting_is_read_leniently(
+    tmp_path: Path, text: str, database: str | None
+) -> None:
+    from aggregator.config import database_setting
+
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text)
+    assert database_setting(path) == database
+    assert database_setting(tmp_path / "absent.yaml") is None

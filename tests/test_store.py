@@ -138,3 +138,60 @@ def test_reader_is_read_only_and_searches_text(store: Store) -> None:
 def test_reader_on_missing_database_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="run `aggregator fetch` first"):
         open_reader(str(tmp_path / "none.db"))
+
+
+@pytest.mark.parametrize("sql", ["ATTACH '{dir}/other.db' AS other", "VACUUM INTO '{dir}/copy.db'"])
+def test_reader_opens_or_creates_no_other_file(store: Store, tmp_path: Path, sql: str) -> None:
+    from aggregator.store import read_query
+
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(StoreError, match="ATTACH and VACUUM INTO, which open or create other"):
+        read_query(open_reader(store.path), sql.format(dir=tmp_path))
+    assert sorted(tmp_path.rglob("*")) == before
+    assert read_query(open_reader(store.path), "SELECT count(*) AS n FROM feeds") == [{"n": 2}]
+
+
+def test_writer_or_its_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "notdb.db").write_text("a file, not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the database at .*notdb\.db/x\.db"):
+        Store.open(str(tmp_path / "notdb.db" / "x.db"))
+    with pytest.raises(StoreError, match="cannot open the database"):
+        Store.open(str(tmp_path))  # a folder
+
+
+def test_writer_that_must_exist_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="run `aggregator fetch` first"):
+        Store.open(str(tmp_path / "none.db"), create=False)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_a_write_lock_held_too_long_is_a_store_error_that_says_so(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.store
+
+    monkeypatch.setattr(aggregator.store, "BUSY_TIMEOUT_MS", 50)
+    impatient = Store.open(store.path)
+    other = sqlite3.connect(store.path)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="another process has held its write lock") as caught:
+            impatient.sync_feeds(FEEDS, now=NOW)
+        assert store.path in str(caught.value)
+        assert "0.05 s" in str(caught.value)
+    finally:
+        other.rollback()
+        other.close()
+    impatient.sync_feeds(FEEDS, now=NOW)  # once the lock is free, writes go through
+    impatient.close()
+
+
+def test_instance_lock_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    from aggregator.instance import instance_lock
+
+    (tmp_path / "notdb.db").write_text("a file, not a folder")
+    with (
+        pytest.raises(StoreError, match="cannot create the database at"),
+        instance_lock(str(tmp_path / "notdb.db" / "x.db")),
+    ):
+        pass

@@ -28,11 +28,15 @@ from aggregator.models import (
     ItemDraft,
     SaveCounts,
 )
-from aggregator.store import maintenance, schedule, stories, story_edits, writes
+from aggregator.store import maintenance, reads, schedule, stories, story_edits, writes
 from aggregator.store.schema import migrations
 from aggregator.times import iso_utc, utc_now
 
-__all__ = ["Store", "open_reader"]
+__all__ = ["Store", "open_reader", "read_query"]
+
+# How long a write waits for another process's write lock before it gives up (ms). Writers
+# hold it for one feed's refresh; only `stories rebuild` holds it for long.
+BUSY_TIMEOUT_MS = 10_000
 
 
 def _connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
@@ -40,6 +44,10 @@ def _connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
         uri = f"{Path(path).resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         conn.execute("PRAGMA query_only = ON")
+        # mode=ro covers this file only: ATTACH (and VACUUM INTO, which attaches) would
+        # create or write any other file the user names.
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(_refuse_attach)
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False)
@@ -47,9 +55,13 @@ def _connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
         # NORMAL is durable across application crashes in WAL mode; only power loss can
         # drop the last transactions, never corrupt the file.
         conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _refuse_attach(action: int, *_: str | None) -> int:
+    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
 
 
 @contextmanager
@@ -58,24 +70,65 @@ def _writing(db: Database) -> Iterator[None]:
 
     The daemon and `aggregator fetch` may write at once: a deferred transaction that reads
     and then writes would fail at once with "database is locked" when the other committed
-    in between, where BEGIN IMMEDIATE waits its turn (busy_timeout)."""
-    db.execute("BEGIN IMMEDIATE")
+    in between, where BEGIN IMMEDIATE waits its turn (busy_timeout). Waiting longer than
+    that, or a full disk, is a StoreError that says so."""
     try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        db.rollback()
-        raise
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            db.rollback()
+            raise
+    except sqlite3.OperationalError as exc:  # not IntegrityError and the like: those are bugs
+        raise _store_error("cannot write to", _file_of(db), exc) from exc
+
+
+def _file_of(db: Database) -> str:
+    """The file of the connection's main database, for messages."""
+    try:
+        return next(str(r[2]) for r in db.execute("PRAGMA database_list") if r[1] == "main")
+    except (sqlite3.Error, StopIteration):
+        return "the database"
+
+
+def _store_error(doing: str, path: str, exc: sqlite3.Error) -> StoreError:
+    if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(
+            f"{doing} {path}: another process has held its write lock for over"
+            f" {BUSY_TIMEOUT_MS / 1000:g} s; try again (is a long `aggregator stories rebuild`"
+            " or another tool writing to it?)"
+        )
+    return StoreError(f"{doing} {path}: {exc}")
+
+
+def _existing(path: str) -> str:
+    if not Path(path).exists():
+        raise StoreError(f"no database at {path}; run `aggregator fetch` first")
+    return path
 
 
 def open_reader(path: str) -> Database:
-    """A read-only connection for queries: never blocks the writer, sees whole commits only."""
-    if not Path(path).exists():
-        raise StoreError(f"no database at {path}; run `aggregator fetch` first")
+    """A read-only connection for queries: never blocks the writer, sees whole commits only,
+    and never touches another file."""
     try:
-        return Database(_connect(path, read_only=True))
+        return Database(_connect(_existing(path), read_only=True))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
+
+
+def read_query(db: Database, sql: str) -> list[dict[str, Any]]:
+    """`aggregator query`: any SQL a reader connection allows; a refusal says why."""
+    try:
+        return reads.query(db, sql)
+    except StoreError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode == sqlite3.SQLITE_AUTH:
+            raise StoreError(
+                f"{exc}: queries only read this database; ATTACH and VACUUM INTO, which"
+                " open or create other files, are refused"
+            ) from exc
+        raise
 
 
 class Store:
@@ -86,12 +139,23 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str) -> Store:
+    def open(cls, path: str, *, create: bool = True) -> Store:
+        """The writer on `path`, migrated; the file (and its folder) is made unless `create`
+        is False, when a missing database is a StoreError saying what to do."""
+        if not create:
+            _existing(path)
         try:
-            db = Database(_connect(path))
+            conn = _connect(path)
+        except OSError as exc:  # its folder cannot be made: a file is in the way, no rights
+            raise StoreError(f"cannot create the database at {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _store_error("cannot open the database", path, exc) from exc
+        try:
+            db = Database(conn)
             migrations.apply(db)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+            conn.close()
+            raise _store_error("cannot open the database", path, exc) from exc
         return cls(db, path)
 
     def close(self) -> None:
