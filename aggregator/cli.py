@@ -338,6 +338,7 @@ def main() -> None:
 
 
 from aggregator import (  # noqa: E402  each module registers its commands on `cli` above
+    cli_export,  # noqa: F401  registers `aggregator export`
     cli_run,  # noqa: F401  registers `aggregator run`
     cli_stories,  # noqa: F401  registers `aggregator stories`
 )

@@ -67,3 +67,27 @@ def story(db: Database, story_id: int) -> Row | None:
         [story_id],
     )
     return rows[0] if rows else None
+
+
+def export_entries(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
+    """Stories with their lead item's content, latest first, for `aggregator export`."""
+    clauses: list[str] = ["1"]
+    params: list[Any] = []
+    if since is not None:
+        clauses.append("s.last_seen_at >= ?")
+        params.append(since)
+    if feed is not None:
+        clauses.append(
+            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
+            " WHERE sg.feed = ?)"
+        )
+        params.append(feed)
+    sql = (
+        "SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title, lead.url,"
+        " lead.summary, lead.html, lead.author, lead.published_at, lead.image,"
+        " s.first_seen_at, s.last_seen_at,"
+        f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS sources"
+        " FROM stories s JOIN items lead ON lead.id = s.lead_item_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?"
+    )
+    return _rows(db, sql, [*params, limit])
