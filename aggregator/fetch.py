@@ -1,9 +1,12 @@
 """HTTP for the whole project: conditional GET with limits, deadlines and the address guard.
 
-The only module that imports httpx; its errors become the project's own here. Redirects are
-followed by hand so that every hop passes the guard (and, for article pages, robots.txt).
-Requests to one host start at least `settings.host_gap_s` apart. Bodies are decompressed by
-`decoding`, not by httpx, so the size cap holds after decompression.
+With public_transport.py (its connection layer), the only module that imports httpx and
+httpcore; their errors become the project's own here.
+Redirects are followed by hand so that every hop passes the guard (and, for article pages,
+robots.txt), and connections go only to the addresses the guard passed.
+Requests to one host start at least `settings.host_gap_s` apart, article pages at least the
+site's robots.txt Crawl-delay. Bodies are decompressed by `decoding`, not by httpx, so the
+size cap holds after decompression.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aggregator import guard
 from aggregator.decoding import ACCEPT_ENCODING, read_body
 from aggregator.errors import FetchError, FetchTimeout, HTTPStatusError, TooManyRedirects
 from aggregator.models import FetchResult, Settings, Validators
+from aggregator.public_transport import NotPublic, public_only_transport
 from aggregator.robots import RobotsCache
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -109,6 +113,9 @@ def _translated(url: httpx.URL) -> Iterator[None]:
     """httpx, ssl and socket errors become FetchError with a plain message."""
     try:
         yield
+    except NotPublic as exc:  # nothing was sent
+        guard.check_address(str(url), exc.host, exc.address)  # raises AddressRefused
+        raise
     except httpx.ConnectTimeout as exc:
         raise FetchTimeout(f"could not connect to host {url.host} in time", url=str(url)) from exc
     except httpx.TimeoutException as exc:
@@ -151,37 +158,37 @@ class _HostSlots:
     """Per host: at most `per_host` requests in flight, their starts at least a gap apart.
 
     A host's semaphore is forgotten once nobody holds or awaits it; when the host's last
-    request started is kept while it still delays the next one.
+    request started is kept while it may still delay the next one (for the longest gap any
+    request has asked for), so the table stays the size of the hosts asked lately.
     """
 
     def __init__(self, per_host: int, gap_s: float) -> None:
         self._per_host, self._gap_s = per_host, gap_s
         self._slots: dict[str, _Slot] = {}
-        self._gaps: dict[str, float] = {}  # hosts that asked for more (robots.txt Crawl-delay)
         self._started: dict[str, float] = {}  # host -> loop time its last request started
+        self._longest_gap = gap_s
         self._prune_at = _KEEP_STARTS
 
-    def slow_down(self, host: str, gap_s: float) -> None:
-        """Space this host's requests at least `gap_s` apart from now on."""
-        self._gaps[host] = max(gap_s, self._gaps.get(host, 0.0))
-
-    def _gap(self, host: str) -> float:
-        return max(self._gap_s, self._gaps.get(host, 0.0))
-
     @asynccontextmanager
-    async def hold(self, host: str, in_flight: asyncio.Semaphore) -> AsyncIterator[None]:
+    async def hold(
+        self, host: str, in_flight: asyncio.Semaphore, *, gap_s: float = 0.0
+    ) -> AsyncIterator[None]:
         """The host's slot, then its turn, then one of `in_flight`; all held for the block.
 
-        The host slot comes before the global one and the wait for the host's turn happens
-        in between, so a host that must be waited for never keeps other hosts waiting.
+        The request starts `gap_s` (a robots.txt Crawl-delay) after the host's last one, or
+        the usual gap if that is longer. The host slot comes before the global one and the
+        wait for the host's turn happens in between, so a host that must be waited for never
+        keeps other hosts waiting.
         """
+        gap_s = max(gap_s, self._gap_s)
+        self._longest_gap = max(self._longest_gap, gap_s)
         slot = self._slots.setdefault(host, _Slot(asyncio.Semaphore(self._per_host)))
         slot.users += 1
         try:
             async with slot.semaphore:
                 async with slot.turn:
                     loop = asyncio.get_running_loop()
-                    delay = self._started.get(host, -math.inf) + self._gap(host) - loop.time()
+                    delay = self._started.get(host, -math.inf) + gap_s - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
                     await in_flight.acquire()
@@ -198,7 +205,8 @@ class _HostSlots:
     def _remember_start(self, host: str, now: float) -> None:
         self._started[host] = now
         if len(self._started) > self._prune_at:  # forget the hosts no longer held back
-            self._started = {h: t for h, t in self._started.items() if t + self._gap(h) > now}
+            kept = now - self._longest_gap
+            self._started = {h: t for h, t in self._started.items() if t > kept}
             self._prune_at = max(_KEEP_STARTS, 2 * len(self._started))
 
 
@@ -218,20 +226,20 @@ class Fetcher:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         slots = settings.concurrency
+        limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
         self._client = httpx.AsyncClient(
             follow_redirects=False,  # followed in `_follow`, so every hop passes the guard
             # read, write and pool; the total deadline in `get` is what really bounds a fetch
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            limits=httpx.Limits(max_connections=slots, max_keepalive_connections=slots),
+            limits=limits,
             http2=False,
             trust_env=False,  # a proxy from the environment would hide the peer from the guard
+            transport=None if settings.allow_private_networks else public_only_transport(limits),
         )
         self._in_flight = asyncio.Semaphore(settings.concurrency)
         self._hosts = _HostSlots(settings.per_host, settings.host_gap_s)
-        self._robots = RobotsCache(
-            self.get, user_agent=settings.user_agent, on_crawl_delay=self._slow_down
-        )
+        self._robots = RobotsCache(self.get, user_agent=settings.user_agent)
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -257,7 +265,7 @@ class Fetcher:
         """GET an article page as `get` does, if the site's robots.txt lets us.
 
         Every hop is asked (a feed's link often redirects to another site). Raises
-        RobotsDisallowed when a robots.txt says no; its Crawl-delay slows that host down.
+        RobotsDisallowed when a robots.txt says no; its Crawl-delay spaces the page requests.
         """
         return await self._follow(url, None, max_bytes, accept, robots=True)
 
@@ -271,9 +279,9 @@ class Fetcher:
         all_permanent = True
         deadline = _Deadline(self._settings.timeout_s)
         for _ in range(self._settings.max_redirects + 1):
-            if robots:  # before any slot is taken: robots.txt needs one of its own
-                await self._robots.check(str(current))
-            hop = await self._request(current, headers, max_bytes, deadline)
+            # Before any slot is taken: robots.txt needs one of its own.
+            crawl_delay_s = await self._robots.check(str(current)) if robots else 0.0
+            hop = await self._request(current, headers, max_bytes, deadline, crawl_delay_s)
             if hop.status not in _REDIRECTS:
                 return _result(
                     url,
@@ -291,14 +299,20 @@ class Fetcher:
         raise TooManyRedirects(_redirect_message(chain, self._settings.max_redirects), url=url)
 
     async def _request(
-        self, url: httpx.URL, headers: dict[str, str], max_bytes: int, deadline: _Deadline
+        self,
+        url: httpx.URL,
+        headers: dict[str, str],
+        max_bytes: int,
+        deadline: _Deadline,
+        gap_s: float = 0.0,
     ) -> _Hop:
         guard.check_scheme(str(url))
         if not url.host:
             raise FetchError(f"the address {url} names no host", url=str(url))
         # Host slot before the global one, and neither kept across hops: no request ever
         # holds one while waiting for another that its waiters hold.
-        async with self._hosts.hold(url.host, self._in_flight), deadline.running(url):
+        hold = self._hosts.hold(url.host, self._in_flight, gap_s=gap_s)
+        async with hold, deadline.running(url):
             if not self._settings.allow_private_networks:
                 await guard.check_host(str(url), allow_private=False)
             with _translated(url):
@@ -318,16 +332,14 @@ class Fetcher:
                     return _Hop(url, status, response.headers, body)
 
     def _check_peer(self, url: httpx.URL, response: httpx.Response) -> None:
-        """Check the address actually connected to: DNS may answer differently the 2nd time."""
+        """Check the address the answer came from. `public_transport.PublicOnly` connects
+        only to addresses it checked; this is belt and braces, after the request went out."""
         if self._settings.allow_private_networks:
             return
         stream = response.extensions.get("network_stream")
         address = stream.get_extra_info("server_addr") if stream is not None else None
         if address:  # (host, port) or, for IPv6, (host, port, flowinfo, scope_id)
             guard.check_address(str(url), url.host, str(address[0]))
-
-    def _slow_down(self, url: str, gap_s: float) -> None:
-        self._hosts.slow_down(_parse_url(url).host, gap_s)
 
 
 def _parse_url(text: str) -> httpx.URL:

@@ -9,13 +9,16 @@ trafilatura.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aggregator.dedup import fingerprint
@@ -25,6 +28,7 @@ from aggregator.models import Article, Fingerprint, ParsedFeed
 from aggregator.parse import parse_feed
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class WorkerCrashed(AggregatorError):
@@ -68,8 +72,24 @@ def default_processes() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
+@dataclass(eq=False)
+class _Pool:
+    executor: Executor
+    killed: bool = False  # by us, for a stuck job: the others in it did nothing wrong
+
+
+class _TakenDown(Exception):
+    """The job never finished through no fault of its own: run it again on a fresh pool."""
+
+
 class Workers:
-    """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging)."""
+    """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging).
+
+    A job waits for a free worker before its deadline starts, so a queue of slow but honest
+    jobs never times out. A job past its deadline has its pool killed (a process cannot be
+    interrupted any other way); the other jobs that were running in that pool start again on
+    a fresh one, once.
+    """
 
     def __init__(
         self,
@@ -81,48 +101,100 @@ class Workers:
         self.processes = default_processes() if processes is None else processes
         self.parse_timeout_s = parse_timeout_s
         self.extract_timeout_s = extract_timeout_s
-        self._executor: Executor | None = None
+        self._current: _Pool | None = None
+        # One per event loop: a Workers outlives the asyncio.run of a test or a CLI command,
+        # and a semaphore belongs to the loop it first waits in.
+        self._free: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _pool(self) -> Executor:
-        if self._executor is None:
+    def _pool(self) -> _Pool:
+        if self._current is None:
             if self.processes == 0:
-                self._executor = ThreadPoolExecutor(max_workers=1)
+                executor: Executor = ThreadPoolExecutor(max_workers=1)
             else:
                 context = multiprocessing.get_context("forkserver")
                 # trafilatura and datasketch too: extract and dedup import them lazily to keep
                 # the CLI's start fast, and each fresh worker would pay for them again.
                 context.set_forkserver_preload(["aggregator.workers", "trafilatura", "datasketch"])
-                self._executor = ProcessPoolExecutor(
+                executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=context,
                     initializer=_start_worker,
                     initargs=(os.getpid(),),
                 )
-        return self._executor
+            self._current = _Pool(executor)
+        return self._current
+
+    def _free_workers(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        free = self._free.get(loop)
+        if free is None:
+            free = self._free[loop] = asyncio.Semaphore(max(1, self.processes))
+        return free
 
     async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
-        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._pool(), func, *args), timeout)
-        except TimeoutError:
-            self._kill()
+            return await self._attempt(func, args, timeout=timeout, what=what)
+        except _TakenDown:
+            log.info("%s: its worker was stopped with a stuck job; running it again", what)
+        try:
+            return await self._attempt(func, args, timeout=timeout, what=what)
+        except _TakenDown:
             raise WorkerTimeout(
-                f"{what} took longer than {timeout:g} s; the input is too large or malformed"
+                f"{what} was stopped twice along with other inputs that took too long"
             ) from None
-        except BrokenProcessPool:
-            # A worker died (out of memory on a hostile page, a crash in a C library):
-            # start a fresh pool for the next job and report this one as failed.
-            self.close()
-            raise WorkerCrashed("a worker process died while handling this input") from None
 
-    def _kill(self) -> None:
-        """Stop a pool whose worker is stuck; jobs in flight in it fail and are retried
-        on a later run, the next job gets a fresh pool."""
-        executor = self._executor
-        if isinstance(executor, ProcessPoolExecutor):
-            for process in list(getattr(executor, "_processes", {}).values()):
-                process.kill()
-        self.close()
+    async def _attempt(self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str) -> Any:
+        """Run the job once a worker is free; only the time it runs counts toward `timeout`."""
+        loop = asyncio.get_running_loop()
+        async with self._free_workers():
+            pool = self._pool()
+            try:
+                future = loop.run_in_executor(pool.executor, func, *args)
+            except BrokenProcessPool:  # a crash broke the pool before this job got in
+                self._discard(pool)
+                raise _TakenDown from None
+            # A job given up on (timeout, cancelled caller) is abandoned, never cancelled in
+            # the executor: asyncio.wait cancels nothing, unlike wait_for. CPython 3.11's
+            # executor thread dies with InvalidStateError, leaving the pool's processes and
+            # the interpreter's exit hanging, when a pool breaks under a job cancelled while
+            # queued. What an abandoned job ends with is news to nobody.
+            future.add_done_callback(_retrieve)
+            done, _ = await asyncio.wait([future], timeout=timeout)
+            if not done:
+                self._kill(pool)
+                raise WorkerTimeout(
+                    f"{what} took longer than {timeout:g} s; the input is too large or malformed"
+                )
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                if pool.killed:
+                    raise _TakenDown from None
+                # A worker died (out of memory on a hostile page, a crash in a C library):
+                # start a fresh pool for the next job and report this one as failed.
+                self._discard(pool)
+                raise WorkerCrashed("a worker process died while handling this input") from None
+
+    def _kill(self, pool: _Pool) -> None:
+        """Stop a pool whose worker is stuck; the next job gets a fresh pool. The jobs in
+        flight in it fail with BrokenProcessPool and, seeing `killed`, run again."""
+        pool.killed = True
+        processes = list((getattr(pool.executor, "_processes", None) or {}).values())
+        self._discard(pool)
+        for process in processes:
+            process.kill()
+
+    def _discard(self, pool: _Pool) -> None:
+        """No new jobs for `pool`; the ones in it finish, fail or are killed on their own.
+
+        Nothing is cancelled: a job cancelled inside the executor while the pool breaks is
+        what makes the executor's thread die with InvalidStateError (see `_attempt`).
+        """
+        if self._current is pool:
+            self._current = None
+        pool.executor.shutdown(wait=False)
 
     async def parse(
         self, body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
@@ -165,9 +237,16 @@ class Workers:
         return result
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Shut the pool down; jobs still queued are cancelled, running ones finish."""
+        if self._current is not None:
+            self._current.executor.shutdown(wait=False, cancel_futures=True)
+            self._current = None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark the job's outcome as seen, so an abandoned job's error is not logged at exit."""
+    if not future.cancelled():
+        future.exception()
 
 
 # Module-level so they pickle by reference into the worker processes.

@@ -16,7 +16,7 @@ from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.config import parse_config
 from aggregator.errors import BodyTooLarge, FetchTimeout, InvalidConfig
-from aggregator.fetch import Fetcher
+from aggregator.fetch import _KEEP_STARTS, Fetcher, _HostSlots
 from aggregator.models import FetchResult, Settings
 
 
@@ -184,6 +184,21 @@ def test_waiting_for_a_host_holds_no_global_slot(server: LocalServer) -> None:
     assert second - first < 0.3 - JITTER_S
     assert third_host.startswith("127.0.0.1")
     assert third - first >= 0.3 - JITTER_S
+
+
+def test_hosts_no_longer_held_back_are_forgotten() -> None:
+    """The daemon's Fetcher meets thousands of hosts over weeks; its table of request starts
+    keeps only those that may still delay a request (started within the longest gap)."""
+
+    async def run() -> int:
+        hosts = _HostSlots(per_host=1, gap_s=0)
+        in_flight = asyncio.Semaphore(1)
+        for n in range(3 * _KEEP_STARTS):
+            async with hosts.hold(f"h{n}.example", in_flight):
+                pass
+        return len(hosts._started)
+
+    assert asyncio.run(run()) <= _KEEP_STARTS + 1
 
 
 @pytest.mark.parametrize(

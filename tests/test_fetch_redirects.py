@@ -3,14 +3,17 @@ HTTP server on 127.0.0.1 (see localserver.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from fetch_helpers import LOCAL, RSS, fetch
 from localserver import LocalServer
 
-from aggregator import guard
+from aggregator import guard, public_transport
 from aggregator.errors import AddressRefused, HTTPStatusError, TooManyRedirects
 from aggregator.models import Settings
 
@@ -106,15 +109,63 @@ def test_private_address_is_refused_before_any_request(server: LocalServer) -> N
     assert server.requests == []
 
 
+def fooled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard's look-up before the request answers "public", whatever the name."""
+
+    async def check_host(url: str, *, allow_private: bool) -> None:
+        return None
+
+    monkeypatch.setattr(guard, "check_host", check_host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_private_address_is_refused_before_connecting(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    """DNS rebinding: the name looked public when checked, then resolves elsewhere. The
+    connection resolves it once more, itself, and goes nowhere private."""
+    fooled(monkeypatch)
+    server.add("/feed", RSS)
+    url = server.url("/feed").replace("127.0.0.1", host)
+    with pytest.raises(AddressRefused, match=r"127\.0\.0\.1") as caught:
+        fetch(url, Settings(allow_private_networks=False))
+    assert caught.value.url == url
+    assert server.requests == []
+
+
 def test_connected_peer_is_checked_too(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DNS rebinding: the name looked public when checked, the connection went elsewhere."""
-
-    async def fooled(url: str, *, allow_private: bool) -> None:
-        return None
-
-    monkeypatch.setattr(guard, "check_host", fooled)
+    """Belt and braces: were the connection fooled as well, the address it reached is checked
+    before the answer is read."""
+    fooled(monkeypatch)
+    monkeypatch.setattr(public_transport, "_is_public", lambda address: True)
     server.add("/feed", RSS)
     with pytest.raises(AddressRefused, match=r"127\.0\.0\.1"):
         fetch(server.url("/feed"), Settings(allow_private_networks=False))
+
+
+def test_a_name_is_connected_at_the_address_checked(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection goes to an address the guard passed, the server still sees the name;
+    an address that does not answer (nothing listens on ::1) gives way to the next."""
+    monkeypatch.setattr(guard, "is_public_address", lambda ip: ip.is_loopback)
+    asked: list[str] = []
+
+    async def getaddrinfo(self: Any, host: str, port: Any, **kwargs: Any) -> list[Any]:
+        asked.append(host)
+        if host != "wire.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (family, socket.SOCK_STREAM, 6, "", (ip, port))
+            for family, ip in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1"))
+        ]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    server.add("/feed", RSS)
+    url = server.url("/feed").replace("127.0.0.1", "wire.example")
+    assert fetch(url, Settings(allow_private_networks=False)).status == 200
+    assert "wire.example" in asked
+    (request,) = server.requests
+    assert request.headers["host"] == url.split("/")[2]

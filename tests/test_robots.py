@@ -18,7 +18,7 @@ from aggregator.errors import FetchError, HTTPStatusError, RobotsDisallowed
 from aggregator.fetch import Fetcher
 from aggregator.models import FetchResult, Settings
 from aggregator.pipeline import fetch_feeds
-from aggregator.robots import RobotsCache, product_token
+from aggregator.robots import RULES_TTL_S, UNAVAILABLE_TTL_S, RobotsCache, product_token
 from aggregator.store import Store
 from aggregator.workers import Workers
 
@@ -212,20 +212,84 @@ def test_crawl_delay_spaces_the_site_s_pages(server: LocalServer) -> None:
     assert min(b - a for a, b in pairwise(sorted(arrivals))) >= 0.3 - JITTER_S
 
 
-@pytest.mark.parametrize(("crawl_delay", "gap"), [("3600", 10.0), ("2.5", 2.5), ("0", None)])
-def test_crawl_delay_is_capped_at_ten_seconds(crawl_delay: str, gap: float | None) -> None:
-    robots_url = "https://news.example/robots.txt"
-    slowed: list[tuple[str, float]] = []
-
+@pytest.mark.parametrize(("crawl_delay", "gap"), [("3600", 10.0), ("2.5", 2.5), ("0", 0.0)])
+def test_crawl_delay_is_capped_at_ten_seconds(crawl_delay: str, gap: float) -> None:
     async def get(url: str, *, max_bytes: int, accept: str) -> FetchResult:
         body = f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode()
         return FetchResult(url, url, 200, body, "text/plain", None, None, None)
 
-    cache = RobotsCache(
-        get, user_agent="aggregator/0.1", on_crawl_delay=lambda *a: slowed.append(a)
-    )
-    asyncio.run(cache.check("https://news.example/story"))
-    assert slowed == ([] if gap is None else [(robots_url, gap)])
+    cache = RobotsCache(get, user_agent="aggregator/0.1")
+    assert asyncio.run(cache.check("https://news.example/story")) == gap
+
+
+class Clock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def may_fetch(cache: RobotsCache, url: str) -> bool:
+    try:
+        await cache.check(url)
+    except RobotsDisallowed:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("status", "kept_s"),
+    [
+        (200, RULES_TTL_S),
+        (404, RULES_TTL_S),
+        (403, RULES_TTL_S),
+        (429, UNAVAILABLE_TTL_S),
+        (500, UNAVAILABLE_TTL_S),
+        (503, UNAVAILABLE_TTL_S),
+    ],
+)
+def test_robots_is_asked_again_once_its_answer_expires(
+    server: LocalServer, status: int, kept_s: float
+) -> None:
+    """A day for rules or a 4xx (no rules for us), an hour for a robots.txt that could not be
+    had: the daemon's Fetcher lives for weeks and must see a site's new rules."""
+    server.add("/robots.txt", "User-agent: *\nDisallow:\n", status=status)
+    clock = Clock()
+    page = server.url("/private/story")
+
+    async def run() -> list[bool]:
+        async with Fetcher(LOCAL) as fetcher:
+            cache = RobotsCache(fetcher.get, user_agent=LOCAL.user_agent, clock=clock)
+            allowed = [await may_fetch(cache, page)]
+            server.add("/robots.txt", NO_PRIVATE)  # the site's rules change
+            clock.now += kept_s - 1
+            allowed.append(await may_fetch(cache, page))
+            clock.now += 1
+            allowed.append(await may_fetch(cache, page))
+            return allowed
+
+    assert asyncio.run(run()) == [True, True, False]
+    assert server.hits("/robots.txt") == 2
+
+
+def test_the_sites_asked_about_least_recently_are_forgotten_first() -> None:
+    asked: list[str] = []
+
+    async def get(url: str, *, max_bytes: int, accept: str) -> FetchResult:
+        asked.append(url.removesuffix("/robots.txt"))
+        return FetchResult(url, url, 200, NO_PRIVATE.encode(), "text/plain", None, None, None)
+
+    cache = RobotsCache(get, user_agent="aggregator/0.1", max_sites=2)
+
+    async def run() -> None:
+        for site in ("a", "b", "a", "c", "a", "b"):  # c pushes b out, then b pushes c out
+            assert not await may_fetch(cache, f"https://{site}.example/private/1")
+
+    asyncio.run(run())
+    assert asked == [f"https://{site}.example" for site in ("a", "b", "c", "b")]
 
 
 def test_the_pipeline_keeps_the_feed_summary_for_a_disallowed_page(

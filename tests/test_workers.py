@@ -4,11 +4,13 @@ pool recovers for the next job."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
 from aggregator.errors import NotAFeed
+from aggregator.models import ParsedFeed
 from aggregator.workers import Workers, WorkerTimeout
 
 GOOD = (
@@ -45,3 +47,71 @@ def test_domain_errors_cross_the_process_boundary() -> None:
             workers.close()
 
     asyncio.run(scenario())
+
+
+def slow_feed(items: int) -> bytes:
+    """Broken XML that keeps feedparser busy in proportion to `items` (~50 us each)."""
+    return b'<?xml version="1.0"?><rss version="2.0"><channel>' + b"<item><title>x" * items
+
+
+async def parse_seconds(workers: Workers, body: bytes) -> float:
+    """The shortest of three parses of `body`: how long one takes in a worker, here, now."""
+    times = []
+    for _ in range(3):
+        started = time.monotonic()
+        await workers.parse(body, "https://e.org/f", None, None, 10)
+        times.append(time.monotonic() - started)
+    return min(times)
+
+
+def test_time_queued_for_a_worker_does_not_count_toward_the_deadline() -> None:
+    """Fifteen honest jobs for one worker: each well within the deadline, all of them
+    together three times over it."""
+    body = slow_feed(2000)
+
+    async def scenario() -> None:
+        workers = Workers(1)
+        try:
+            each = await parse_seconds(workers, body)
+            workers.parse_timeout_s = 5 * each
+            started = time.monotonic()
+            parsed = await asyncio.gather(
+                *(workers.parse(body, "https://e.org/f", None, None, 10) for _ in range(15))
+            )
+            assert time.monotonic() - started > workers.parse_timeout_s  # they did queue
+            assert len(parsed) == 15
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers: one stuck on a pathological feed, the other busy with an ordinary one
+    when the stuck worker's pool is killed. The ordinary job runs again and succeeds."""
+    caplog.set_level(logging.INFO, logger="aggregator.workers")
+    ordinary, stuck = slow_feed(10000), slow_feed(200000)  # stuck: ~20 times the other
+
+    async def scenario() -> None:
+        workers = Workers(2)
+        try:
+            each = await parse_seconds(workers, ordinary)
+            workers.parse_timeout_s = 3 * each
+            stuck_job = asyncio.ensure_future(
+                workers.parse(stuck, "https://e.org/stuck", None, None, 10)
+            )
+            # Start the ordinary job half its length before the stuck one's deadline, so it
+            # is running when the pool is killed (the sleep only places it; the work is real).
+            await asyncio.sleep(workers.parse_timeout_s - each / 2)
+            parsed, timed_out = await asyncio.gather(
+                workers.parse(ordinary, "https://e.org/f", None, None, 10),
+                stuck_job,
+                return_exceptions=True,
+            )
+            assert isinstance(parsed, ParsedFeed)
+            assert isinstance(timed_out, WorkerTimeout)
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+    assert "running it again" in caplog.text
