@@ -8,10 +8,8 @@ typos, and a silently ignored `intreval:` is worse than a refusal.
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,74 +17,13 @@ import yaml
 
 from aggregator.errors import ConfigError, InvalidConfig
 from aggregator.models import Config, FeedConfig, Settings
-from aggregator.times import parse_duration
+from aggregator.settings_keys import SETTING_KEYS, bounded
 from aggregator.urls import canonical_url
 
 FEED_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
-
-# feeds.yaml key -> (Settings field, kind)
-SETTING_KEYS: dict[str, tuple[str, str]] = {
-    "database": ("database", "str"),
-    "interval": ("interval_s", "duration"),
-    "extract": ("extract", "bool"),
-    "user_agent": ("user_agent", "str"),
-    "allow_private_networks": ("allow_private_networks", "bool"),
-    "timeout": ("timeout_s", "duration"),
-    "connect_timeout": ("connect_timeout_s", "duration"),
-    "max_feed_size": ("max_feed_bytes", "size"),
-    "max_page_size": ("max_page_bytes", "size"),
-    "max_redirects": ("max_redirects", "int"),
-    "max_entries": ("max_entries", "int"),
-    "concurrency": ("concurrency", "int"),
-    "per_host": ("per_host", "int"),
-    "host_gap": ("host_gap_s", "seconds"),
-    # The daemon's schedule (schedule.py, daemon.py)
-    "min_interval": ("min_interval_s", "duration"),
-    "max_interval": ("max_interval_s", "duration"),
-    "max_backoff": ("max_backoff_s", "duration"),
-    "retention": ("retention_s", "duration"),
-    "tick": ("tick_s", "period"),
-    "batch": ("batch", "int"),
-    "stop_timeout": ("stop_timeout_s", "seconds"),
-    # Near-duplicate detection (dedup.py)
-    "dedup_threshold": ("dedup_threshold", "fraction"),
-    "dedup_summary_threshold": ("dedup_summary_threshold", "fraction"),
-    "title_confirm_threshold": ("title_confirm_threshold", "fraction"),
-    "dedup_window": ("dedup_window_s", "duration"),
-}
-DAY = 86_400
-# The most each number may be, in its unit (seconds, bytes, a count), by feeds.yaml key:
-# past these a typo (an extra 0, d for m) is likelier than intent, and far past them the
-# scheduler's date arithmetic overflows.
-MAXIMA: dict[str, float] = {
-    "interval": 365 * DAY,
-    "timeout": 3600,
-    "connect_timeout": 3600,
-    "max_feed_size": 1024**3,
-    "max_page_size": 1024**3,
-    "max_redirects": 30,
-    "max_entries": 100_000,
-    "concurrency": 1000,
-    "per_host": 100,
-    "host_gap": 60,
-    "min_interval": 365 * DAY,
-    "max_interval": 365 * DAY,
-    "max_backoff": 365 * DAY,
-    "retention": 3650 * DAY,  # ten years; to keep items for good, leave retention out
-    "tick": 3600,
-    "batch": 10_000,
-    "stop_timeout": 3600,
-    "dedup_window": 365 * DAY,
-}
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
 TOP_KEYS = ("settings", "feeds")
-assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
-_NUMBERS = {k for k, (_, kind) in SETTING_KEYS.items() if kind not in ("str", "bool", "fraction")}
-assert set(MAXIMA) == _NUMBERS, "every number in settings needs a maximum"
 
 
 class _Problems:
@@ -129,97 +66,6 @@ def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     return loader.construct_object(node, deep=True)
 
 
-def _convert(kind: str, value: Any) -> Any:
-    """A feeds.yaml value as the Settings/FeedConfig field wants it; ValueError says why not."""
-    if kind == "duration":
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value  # plain seconds
-        return parse_duration(str(value))
-    if kind in _CONVERTERS:
-        return _CONVERTERS[kind](value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{value!r} is not true or false")
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{value!r} is not a positive whole number")
-        return value
-    if kind == "size":
-        match = _SIZE.match(str(value))
-        if not match or int(match.group(1)) == 0:
-            raise ValueError(f"{value!r} is not a size; write for example 512KB, 20MB")
-        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a non-empty text")
-    return value.strip()
-
-
-def _bounded(key: str, kind: str, value: Any) -> Any:
-    """`_convert`, then no more than the key's maximum; ValueError names the maximum."""
-    converted = _convert(kind, value)
-    maximum = MAXIMA.get(key)
-    if maximum is not None and converted > maximum:
-        raise ValueError(f"{value!r} is more than the maximum, {_shown(kind, maximum)}")
-    return converted
-
-
-_UNITS = {
-    "size": (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024), ("B", 1)),
-    "duration": (("d", DAY), ("h", 3600), ("m", 60), ("s", 1)),
-    "period": (("d", DAY), ("h", 3600), ("m", 60), ("s", 1)),
-    "seconds": (("s", 1),),  # host_gap and stop_timeout are written in s or ms
-}
-
-
-def _shown(kind: str, maximum: float) -> str:
-    """A maximum the way feeds.yaml writes it: 365d, 1h, 60s, 1GB, 1000."""
-    for unit, size in _UNITS.get(kind, (("", 1),)):
-        if maximum % size == 0:
-            return f"{int(maximum // size)}{unit}"
-    return f"{maximum:g}"
-
-
-def _fraction(value: Any) -> float:
-    """A threshold between 0 (exclusive) and 1: 0.5, 1."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ValueError(f"{value!r} is not a number between 0 and 1, e.g. 0.5")
-    return float(value)
-
-
-def _seconds(value: Any) -> float:
-    """Seconds as a float, fractions welcome, 0 for none: 0.5, 2, '500ms', '2s'."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if value >= 0 and (isinstance(value, int) or math.isfinite(value)):
-            # A whole number too big for a float is inf, for the maximum to refuse.
-            return float(value) if value < 2**1000 else math.inf
-    elif match := _SECONDS.match(str(value)):
-        return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
-    raise ValueError(f"{value!r} is not a time; write for example 500ms, 2s or 0")
-
-
-def _period(value: Any) -> float:
-    """A positive time, fractions welcome: 0.2, '500ms', '2s', '1m'."""
-    try:
-        seconds = _seconds(value)
-    except ValueError:
-        try:
-            seconds = float(parse_duration(str(value)))
-        except ValueError:
-            seconds = 0.0
-    if seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive time; write for example 500ms, 5s or 1m")
-    return seconds
-
-
-# Kinds whose conversion is a function of its own.
-_CONVERTERS: dict[str, Callable[[Any], float]] = {
-    "seconds": _seconds,
-    "period": _period,
-    "fraction": _fraction,
-}
-
-
 def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> Settings:
     if not isinstance(node, yaml.MappingNode):
         problems.add("'settings' must be a mapping of key: value", node)
@@ -228,7 +74,7 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
     for key, value_node in _pairs(node, list(SETTING_KEYS), problems, "settings").items():
         field_name, kind = SETTING_KEYS[key]
         try:
-            converted = _bounded(key, kind, _scalar(loader, value_node))
+            converted = bounded(key, kind, _scalar(loader, value_node))
         except ValueError as exc:
             problems.add(f"settings.{key}: {exc}", value_node)
             continue
@@ -302,7 +148,7 @@ def _feed_options(
     ):
         if key in pairs:
             try:
-                values[field_name] = _bounded(key, kind, _scalar(loader, pairs[key]))
+                values[field_name] = bounded(key, kind, _scalar(loader, pairs[key]))
             except ValueError as exc:
                 problems.add(f"{key}: {exc}", pairs[key], label)
     if "priority" in pairs:

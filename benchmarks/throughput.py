@@ -94,8 +94,9 @@ def ours(
     """`fetch_feeds` over the first `feeds` feeds on a fresh store; again if `second_pass`."""
     feed_urls = site.feed_urls[:feeds]
     expected = len(feed_urls) * site.items_per_feed
-    from aggregator.config import SETTING_KEYS, parse_config
+    from aggregator.config import parse_config
     from aggregator.pipeline import fetch_feeds
+    from aggregator.settings_keys import SETTING_KEYS
     from aggregator.store import Store
     from aggregator.workers import Workers
 

@@ -12,10 +12,8 @@ from aggregator.store.reads import Row, _rows
 _SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
 
 
-def stories(
-    db: Database, *, since: str | None, min_sources: int, feed: str | None, limit: int
-) -> list[Row]:
-    """Latest first (by the last time any feed carried them), with their feeds."""
+def _story_filters(since: str | None, feed: str | None) -> tuple[list[str], list[Any]]:
+    """WHERE clauses on stories `s`: carried since a time, or by a feed."""
     clauses: list[str] = ["1"]
     params: list[Any] = []
     if since is not None:
@@ -27,6 +25,14 @@ def stories(
             " WHERE sg.feed = ?)"
         )
         params.append(feed)
+    return clauses, params
+
+
+def stories(
+    db: Database, *, since: str | None, min_sources: int, feed: str | None, limit: int
+) -> list[Row]:
+    """Latest first (by the last time any feed carried them), with their feeds."""
+    clauses, params = _story_filters(since, feed)
     sql = (
         "SELECT * FROM (SELECT s.id AS story, s.last_seen_at, s.first_seen_at,"
         f" s.item_count AS items, {_SOURCES.format('count(DISTINCT sg.feed)')} AS sources,"
@@ -71,17 +77,7 @@ def story(db: Database, story_id: int) -> Row | None:
 
 def export_entries(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
     """Stories with their lead item's content, latest first, for `aggregator export`."""
-    clauses: list[str] = ["1"]
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("s.last_seen_at >= ?")
-        params.append(since)
-    if feed is not None:
-        clauses.append(
-            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
-            " WHERE sg.feed = ?)"
-        )
-        params.append(feed)
+    clauses, params = _story_filters(since, feed)
     sql = (
         "SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title, lead.url,"
         " lead.summary, lead.html, lead.author, lead.published_at, lead.image,"
