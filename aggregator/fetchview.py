@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aggregator.models import FeedOutcome
-from aggregator.output import printable
+from aggregator.output import printable, table_width
 
 
 def _line(outcome: FeedOutcome) -> str:
@@ -90,7 +90,7 @@ class FetchView:
             )
         failed = sum(o.failed for o in outcomes)
         new = sum(o.new_items for o in outcomes)
-        console = Console(soft_wrap=False)
+        console = Console(soft_wrap=False, width=table_width(sys.stdout))
         console.print(table)
         console.print(
             f"{len(outcomes)} feeds, {new} new items, {failed} failed"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 FORMATS = ("table", "json", "ndjson", "csv")
+PIPE_WIDTH = 160
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # Columns of long text that a narrow terminal may cut short in a table.
 SHRINKABLE = frozenset({"title", "snippet", "url", "lead_url", "feeds", "summary", "text"})
@@ -54,6 +56,14 @@ def render(
         _table(rows, out, title=title, widths=widths or {}, wrap=wrap)
 
 
+def table_width(out: TextIO) -> int | None:
+    """A terminal's own width; 160 columns into a pipe or file (where Rich would assume 80 and
+    squeeze the text columns to nothing), unless COLUMNS says otherwise."""
+    if os.environ.get("COLUMNS") or (hasattr(out, "isatty") and out.isatty()):
+        return None
+    return PIPE_WIDTH
+
+
 def _cell(value: Any) -> str:
     """Stored times shown to the minute in tables; machine formats keep them whole."""
     if value is None:
@@ -95,7 +105,7 @@ def _table(
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out, soft_wrap=False)
+    console = Console(file=out, soft_wrap=False, width=table_width(out))
     if not rows:
         console.print("(no rows)")
         return

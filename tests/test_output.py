@@ -108,3 +108,11 @@ def test_control_characters_never_reach_the_terminal(
     shown = capsys.readouterr()
     assert "\x1b" not in shown.out + shown.err
     assert "wire: parse_error: red \N{REPLACEMENT CHARACTER}[31malert" in shown.err
+
+
+def test_a_table_into_a_pipe_is_wide_enough_for_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()  # not a terminal
+    render(ROWS, "table", out=out, wrap=("title",))
+    assert max(len(line) for line in out.getvalue().splitlines()) > 80
+    assert "Libya government reaches preliminary accord with powerful armed group" in out.getvalue()
