@@ -9,10 +9,11 @@ from pathlib import Path
 import feedparser
 import pytest
 from click.testing import CliRunner
+from store_helpers import ok_record, ok_update
 
 from aggregator.cli import cli
 from aggregator.drafts import drafts_for
-from aggregator.models import Article, Entry, FeedConfig, FeedUpdate, FetchRecord
+from aggregator.models import Article, Entry, FeedConfig
 from aggregator.parse import parse_feed
 from aggregator.publish import Channel, StoryEntry, render
 from aggregator.store import Store
@@ -91,17 +92,7 @@ def test_export_command_writes_one_entry_per_story(tmp_path: Path) -> None:
         replace(d, article=Article(text="t", html=HOSTILE), extract_status="ok")
         for d in drafts_for(entries)
     ]
-    update = FeedUpdate(
-        state="ok",
-        etag=None,
-        last_modified=None,
-        last_fetched_at=NOW,
-        next_fetch_at=NOW,
-        error_count=0,
-        last_error=None,
-        last_outcome="ok",
-    )
-    store.save_refresh("wire", drafts, FetchRecord("wire", NOW, "https://x", "ok"), update)
+    store.save_refresh("wire", drafts, ok_record("wire", NOW), ok_update(NOW))
     store.close()
     out = tmp_path / "public" / "stories.xml"
     out.parent.mkdir()

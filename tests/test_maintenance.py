@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_helpers import ok_record, ok_update
 
 from aggregator.config import parse_config
 from aggregator.daemon import Daemon
 from aggregator.drafts import drafts_for
-from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord
+from aggregator.models import Entry, FeedConfig
 from aggregator.scheduler import build_scheduler, next_runs
 from aggregator.store import Store, open_reader, reads
 from aggregator.store.stories import week_of
@@ -42,18 +43,8 @@ def entry(n: int) -> Entry:
 
 
 def save(store: Store, numbers: list[int], when: str) -> None:
-    update = FeedUpdate(
-        state="ok",
-        etag=None,
-        last_modified=None,
-        last_fetched_at=when,
-        next_fetch_at=when,
-        error_count=0,
-        last_error=None,
-        last_outcome="ok",
-    )
-    record = FetchRecord(feed="wire", started_at=when, url="https://x", outcome="ok")
-    store.save_refresh("wire", drafts_for([entry(n) for n in numbers]), record, update)
+    drafts = drafts_for([entry(n) for n in numbers])
+    store.save_refresh("wire", drafts, ok_record("wire", when), ok_update(when))
 
 
 @pytest.fixture

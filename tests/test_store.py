@@ -3,6 +3,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from store_helpers import ok_record, ok_update
 
 from aggregator.drafts import drafts_for
 from aggregator.errors import StoreError
@@ -31,20 +32,11 @@ def entry(n: int, *, guid: str | None = None, link: str | None = None, title: st
 
 
 def record(feed: str) -> FetchRecord:
-    return FetchRecord(feed=feed, started_at=NOW, url="https://x", outcome="ok", http_status=200)
+    return ok_record(feed, NOW)
 
 
 def update(etag: str) -> FeedUpdate:
-    return FeedUpdate(
-        state="ok",
-        etag=etag,
-        last_modified=None,
-        last_fetched_at=NOW,
-        next_fetch_at=NOW,
-        error_count=0,
-        last_error=None,
-        last_outcome="ok",
-    )
+    return ok_update(NOW, etag=etag)
 
 
 @pytest.fixture
