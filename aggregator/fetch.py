@@ -28,7 +28,7 @@ from aggregator import guard
 from aggregator.decoding import ACCEPT_ENCODING, read_body
 from aggregator.errors import FetchError, FetchTimeout, HTTPStatusError, TooManyRedirects
 from aggregator.models import FetchResult, Settings, Validators
-from aggregator.public_transport import NotPublic, public_only_transport
+from aggregator.public_transport import public_only_transport
 from aggregator.robots import RobotsCache
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -113,7 +113,7 @@ def _translated(url: httpx.URL) -> Iterator[None]:
     """httpx, ssl and socket errors become FetchError with a plain message."""
     try:
         yield
-    except NotPublic as exc:  # nothing was sent
+    except guard.NotPublic as exc:  # refused by the connection layer: nothing was sent
         guard.check_address(str(url), exc.host, exc.address)  # raises AddressRefused
         raise
     except httpx.ConnectTimeout as exc:
@@ -313,8 +313,6 @@ class Fetcher:
         # holds one while waiting for another that its waiters hold.
         hold = self._hosts.hold(url.host, self._in_flight, gap_s=gap_s)
         async with hold, deadline.running(url):
-            if not self._settings.allow_private_networks:
-                await guard.check_host(str(url), allow_private=False)
             with _translated(url):
                 async with self._client.stream("GET", url, headers=headers) as response:
                     self._check_peer(url, response)

@@ -2,7 +2,8 @@
 
 A feed URL (or a redirect, or an article link inside a feed) must not make the aggregator talk
 to the machine it runs on, the office network or a cloud metadata service. `fetch` calls these
-checks before every request and on every redirect hop, and checks the connected peer again.
+checks on every redirect hop; its connection layer (public_transport.py) resolves each host
+with `public_addresses` and connects only to an address that passed.
 """
 
 from __future__ import annotations
@@ -105,22 +106,37 @@ def check_address(url: str, host: str, address: str) -> None:
         raise _refusal(url, host, address)
 
 
-async def check_host(url: str, *, allow_private: bool) -> None:
-    """Resolve the URL's host and refuse it if ANY of its addresses is not public.
+class NotPublic(Exception):
+    """A host resolved to an address that is not public; the caller says it with the URL."""
 
-    Any, not all: the connection may go to whichever address the resolver lists first.
-    """
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(host, address)
+        self.host, self.address = host, address
+
+
+async def public_addresses(host: str, port: int | None = None) -> list[str]:
+    """The host's addresses, in the resolver's order, refusing (NotPublic) if ANY of them is
+    not public: the connection may go to whichever one comes first. DNS failures raise
+    OSError (socket.gaierror) or UnicodeError."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+    for address in addresses:
+        ip = _parse_ip(address)
+        if ip is None or not is_public_address(ip):
+            raise NotPublic(host, address)
+    return addresses
+
+
+async def check_host(url: str, *, allow_private: bool) -> None:
+    """Resolve the URL's host and refuse it if any of its addresses is not public."""
     if allow_private:
         return
     host = urlsplit(url).hostname
     if not host:
         raise FetchError(f"the address {url} names no host", url=url)
-    if _parse_ip(host) is not None:  # an IP literal: nothing to resolve
-        check_address(url, host, host)
-        return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        await public_addresses(host)
+    except NotPublic as exc:
+        raise _refusal(url, exc.host, exc.address) from None
     except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
         raise FetchError(f"could not resolve host {host}: {exc}", url=url) from None
-    for *_, sockaddr in infos:
-        check_address(url, host, str(sockaddr[0]))

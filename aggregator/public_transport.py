@@ -1,15 +1,12 @@
 """Connections only to public addresses, made to the very address that was checked.
 
-fetch.py installs this connection layer unless `allow_private_networks` is set, so a host
-whose DNS answer changes between the guard's check and the connection (DNS rebinding) is
-refused before a byte of the request is sent.
+fetch.py installs this connection layer unless `allow_private_networks` is set: it is where
+hosts are resolved and checked, so a refused host is refused before a byte of the request is
+sent, and a pooled connection is not resolved again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from collections.abc import Iterable
 
 import httpcore
@@ -18,20 +15,12 @@ import httpx
 from aggregator import guard
 
 
-class NotPublic(Exception):
-    """Raised by `_PublicOnly` before anything is sent; fetch.py says it with the URL."""
-
-    def __init__(self, host: str, address: str) -> None:
-        super().__init__(host, address)
-        self.host, self.address = host, address
-
-
 class PublicOnly(httpcore.AsyncNetworkBackend):
     """Connects to public addresses only, and to the very address it checked.
 
-    The guard resolves a host before the request, and the connection resolves it again: a
-    name whose DNS answer changes in between (DNS rebinding) would lead there. Here the host
-    is resolved once, every address checked, and the connection made to the checked address;
+    Were a host checked and then resolved again to connect, a name whose DNS answer changes
+    in between (DNS rebinding) would lead anywhere. Here the host is resolved once, every
+    address checked, and the connection made to a checked address;
     httpcore still gives TLS the host name (start_tls server_hostname) and httpx the Host
     header, so certificates and virtual hosts work as before.
     """
@@ -47,16 +36,10 @@ class PublicOnly(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
+        try:  # guard.NotPublic goes up as it is: fetch.py says it with the URL
+            addresses = await guard.public_addresses(host, port)
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise httpcore.ConnectError(f"could not resolve host {host}: {exc}") from exc
-        addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
-        for address in addresses:  # any, not all, as guard.check_host
-            if not _is_public(address):
-                raise NotPublic(host, address)
         failure: Exception = httpcore.ConnectError(f"no address for host {host}")
         for address in addresses:  # in the resolver's order, as a plain connect would
             try:
@@ -77,13 +60,6 @@ class PublicOnly(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
-
-
-def _is_public(address: str) -> bool:
-    try:
-        return guard.is_public_address(ipaddress.ip_address(address))
-    except ValueError:
-        return False
 
 
 def public_only_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:

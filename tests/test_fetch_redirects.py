@@ -13,7 +13,7 @@ import pytest
 from fetch_helpers import LOCAL, RSS, fetch
 from localserver import LocalServer
 
-from aggregator import guard, public_transport
+from aggregator import guard
 from aggregator.errors import AddressRefused, HTTPStatusError, TooManyRedirects
 from aggregator.models import Settings
 
@@ -110,21 +110,21 @@ def test_private_address_is_refused_before_any_request(server: LocalServer) -> N
 
 
 def fooled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guard's look-up before the request answers "public", whatever the name."""
+    """The connection layer's look-up answers without checking, as if DNS had lied."""
 
-    async def check_host(url: str, *, allow_private: bool) -> None:
-        return None
+    async def unchecked(host: str, port: int | None = None) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+        return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
 
-    monkeypatch.setattr(guard, "check_host", check_host)
+    monkeypatch.setattr(guard, "public_addresses", unchecked)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_a_private_address_is_refused_before_connecting(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch, host: str
 ) -> None:
-    """DNS rebinding: the name looked public when checked, then resolves elsewhere. The
-    connection resolves it once more, itself, and goes nowhere private."""
-    fooled(monkeypatch)
+    """The connection layer resolves the name itself, once, and connects only to an address
+    that passed: nothing reaches a private one, whatever an earlier look-up said."""
     server.add("/feed", RSS)
     url = server.url("/feed").replace("127.0.0.1", host)
     with pytest.raises(AddressRefused, match=r"127\.0\.0\.1") as caught:
@@ -139,7 +139,6 @@ def test_connected_peer_is_checked_too(
     """Belt and braces: were the connection fooled as well, the address it reached is checked
     before the answer is read."""
     fooled(monkeypatch)
-    monkeypatch.setattr(public_transport, "_is_public", lambda address: True)
     server.add("/feed", RSS)
     with pytest.raises(AddressRefused, match=r"127\.0\.0\.1"):
         fetch(server.url("/feed"), Settings(allow_private_networks=False))
