@@ -7,17 +7,19 @@ module that meets them; nothing above `fetch` imports httpx. Each error carries 
 
 from __future__ import annotations
 
+from aggregator.models import Outcome
+
 
 class AggregatorError(Exception):
     """Base of every error this project raises on purpose."""
 
-    outcome = "error"
+    outcome = Outcome.ERROR
 
 
 class ConfigError(AggregatorError):
     """feeds.yaml is wrong; says where and what to change."""
 
-    outcome = "config_error"
+    outcome = Outcome.CONFIG_ERROR
 
     def __init__(
         self, message: str, *, path: str, line: int | None = None, feed: str | None = None
@@ -34,7 +36,7 @@ class ConfigError(AggregatorError):
 class FetchError(AggregatorError):
     """The request did not produce a usable response."""
 
-    outcome = "network_error"
+    outcome = Outcome.NETWORK_ERROR
 
     def __init__(self, message: str, *, url: str) -> None:
         self.url = url
@@ -42,27 +44,27 @@ class FetchError(AggregatorError):
 
 
 class FetchTimeout(FetchError):
-    outcome = "timeout"
+    outcome = Outcome.TIMEOUT
 
 
 class BodyTooLarge(FetchError):
-    outcome = "too_large"
+    outcome = Outcome.TOO_LARGE
 
 
 class AddressRefused(FetchError):
     """The target is not a public http(s) address and private networks are not allowed."""
 
-    outcome = "address_refused"
+    outcome = Outcome.ADDRESS_REFUSED
 
 
 class TooManyRedirects(FetchError):
-    outcome = "redirect_error"
+    outcome = Outcome.REDIRECT_ERROR
 
 
 class RobotsDisallowed(FetchError):
     """The site's robots.txt asks crawlers like this one to keep away from an article page."""
 
-    outcome = "robots_disallowed"
+    outcome = Outcome.ROBOTS_DISALLOWED
 
 
 class HTTPStatusError(FetchError):
@@ -76,48 +78,48 @@ class HTTPStatusError(FetchError):
         self.retry_after_s = retry_after_s  # from Retry-After (seconds, at most a day)
 
     @property
-    def outcome(self) -> str:  # type: ignore[override]  # depends on the status
+    def outcome(self) -> Outcome:  # type: ignore[override]  # depends on the status
         if self.status == 410:
-            return "gone"
+            return Outcome.GONE
         if self.status == 429:
-            return "rate_limited"
+            return Outcome.RATE_LIMITED
         if self.status in (401, 403):
-            return "forbidden"
+            return Outcome.FORBIDDEN
         if self.status == 404:
-            return "not_found"
+            return Outcome.NOT_FOUND
         if self.status >= 500:
-            return "server_error"
-        return "http_error"
+            return Outcome.SERVER_ERROR
+        return Outcome.HTTP_ERROR
 
 
 class ParseError(AggregatorError):
     """The body is not a feed we can read."""
 
-    outcome = "parse_error"
+    outcome = Outcome.PARSE_ERROR
 
 
 class NotAFeed(ParseError):
     """The body is something else (an HTML page, an empty body, an image)."""
 
-    outcome = "not_a_feed"
+    outcome = Outcome.NOT_A_FEED
 
 
 class ExtractError(AggregatorError):
     """An article page gave no usable text."""
 
-    outcome = "extract_failed"
+    outcome = Outcome.EXTRACT_FAILED
 
 
 class StoreError(AggregatorError):
     """The database cannot be opened or written."""
 
-    outcome = "store_error"
+    outcome = Outcome.STORE_ERROR
 
 
 class InvalidConfig(AggregatorError):
     """feeds.yaml has one or more problems; all of them are listed at once."""
 
-    outcome = "config_error"
+    outcome = Outcome.CONFIG_ERROR
 
     def __init__(self, problems: list[ConfigError]) -> None:
         self.problems = problems
@@ -127,4 +129,4 @@ class InvalidConfig(AggregatorError):
 class InternalError(AggregatorError):
     """A bug of ours met while handling one feed: recorded on that feed, never fatal to others."""
 
-    outcome = "internal_error"
+    outcome = Outcome.INTERNAL_ERROR

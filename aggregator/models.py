@@ -6,8 +6,73 @@ processes and hand their results back unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
+
+
+class FeedStatus(StrEnum):
+    """`feeds.state`: whether the feed is polled, and how it is doing."""
+
+    OK = "ok"
+    FAILING = "failing"  # failed lately; retried with backoff
+    GONE = "gone"  # the server said 410: never polled again until its URL changes
+    DISABLED = "disabled"  # no longer in feeds.yaml; its items are kept
+
+
+class Outcome(StrEnum):
+    """`fetches.outcome` and what `aggregator fetch` reports for a feed."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    LEASED = "leased"  # another process was refreshing it: skipped, no failure
+    ERROR = "error"
+    CONFIG_ERROR = "config_error"
+    NETWORK_ERROR = "network_error"
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    ADDRESS_REFUSED = "address_refused"
+    REDIRECT_ERROR = "redirect_error"
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    GONE = "gone"
+    RATE_LIMITED = "rate_limited"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    SERVER_ERROR = "server_error"
+    HTTP_ERROR = "http_error"
+    PARSE_ERROR = "parse_error"
+    NOT_A_FEED = "not_a_feed"
+    EXTRACT_FAILED = "extract_failed"
+    STORE_ERROR = "store_error"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ExtractStatus(StrEnum):
+    """`items.extract_status`: where the item's text came from, or why it has none."""
+
+    OK = "ok"  # extracted from the article page
+    FEED = "feed"  # the feed carried the full text
+    FAILED = "failed"  # the page could not be fetched or read (retried a few times)
+    PENDING = "pending"  # not tried yet (--no-extract)
+    SKIPPED = "skipped"  # extraction is off for the feed, or the entry has no link
+
+
+class Signal(StrEnum):
+    """`story_links.signal`: what joined an item to its story."""
+
+    CANONICAL_URL = "canonical_url"
+    TITLE = "title"
+    MINHASH = "minhash"
+
+
+class Fate(StrEnum):
+    """What becomes of a feed entry, decided once (stories.identity.fate_of) and applied by
+    the store."""
+
+    NEW = "new"  # no item has its URL: a new item, which then joins or founds a story
+    SEEN_ELSEWHERE = "seen_elsewhere"  # its item exists (another feed carried it): a sighting
+    EDITED = "edited"  # this feed's entry, changed since: its item is updated
+    UNCHANGED = "unchanged"  # nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +143,6 @@ class Validators:
 class FetchResult:
     """A completed HTTP exchange (any status the server gave, after redirects)."""
 
-    url: str  # the URL asked for
     final_url: str  # after redirects
     status: int
     body: bytes  # decompressed; empty on 304
@@ -157,7 +221,6 @@ class FeedOutcome:
     error: str | None = None
     warning: str | None = None
     duration_ms: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
     fetch_ms: int = 0  # the feed request alone, of duration_ms
 
     @property
@@ -171,22 +234,19 @@ class FeedState:
 
     name: str
     url: str
-    state: str = "ok"  # ok / failing / gone / disabled
+    state: FeedStatus = FeedStatus.OK
     etag: str | None = None
     last_modified: str | None = None
     error_count: int = 0
     permanent_url: str | None = None
-    last_success_at: str | None = None
-    next_fetch_at: str | None = None
     hints: FeedHints | None = None  # as recorded by the last 200
-    added_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FeedHistory:
     """What the store has seen of a feed: the inputs of `schedule.next_due` and `is_stale`."""
 
-    state: str = "ok"  # after the refresh being scheduled
+    state: FeedStatus = FeedStatus.OK  # after the refresh being scheduled
     error_count: int = 0  # failures in a row, that refresh included
     interval_s: int | None = None  # the user's per-feed override from feeds.yaml
     added_at: datetime | None = None
@@ -200,6 +260,14 @@ class FeedHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownEntries:
+    """What the store already has of a feed's entries: the inputs of `fate_of`."""
+
+    hashes: dict[str, str] = field(default_factory=dict)  # this feed's entry key -> entry_hash
+    urls: frozenset[str] = frozenset()  # canonical URLs already stored as items
+
+
+@dataclass(frozen=True, slots=True)
 class ItemDraft:
     """One feed entry on its way into the store, with whatever extraction found."""
 
@@ -208,9 +276,13 @@ class ItemDraft:
     url: str | None  # canonical URL of the article, if the entry has a link
     entry_hash: str  # changes when the feed edits the entry
     article: Article | None = None
-    extract_status: str = "pending"  # ok / feed / failed / pending / skipped
+    extract_status: ExtractStatus = ExtractStatus.PENDING
     extract_error: str | None = None
     fingerprint: Fingerprint | None = None  # for near-duplicate detection, made by a worker
+    fate: Fate = Fate.NEW
+
+    def with_fate(self, fate: Fate) -> ItemDraft:
+        return replace(self, fate=fate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +294,28 @@ class Fingerprint:
     bands: tuple[int, ...]  # LSH band keys, signed 64-bit
     shingles: int  # distinct word shingles summarised
     version: int  # dedup.FINGERPRINT_VERSION that made it
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One item as near-duplicate detection sees it."""
+
+    item_id: int
+    first_seen_at: str
+    url: str | None = None  # canonical URL of the item
+    declared: str | None = None  # the canonical URL its page declares (dedup.declared_canonical)
+    title_key: str | None = None
+    fingerprint: Fingerprint | None = None
+    story_id: int | None = None
+    feeds: frozenset[str] = frozenset()  # the feeds that carried it (stored: its story)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Why a copy joins a story: the signal that matched and its score (1.0 for URLs)."""
+
+    signal: Signal
+    score: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +344,6 @@ class FeedHints:
     skip_hours: tuple[int, ...] = ()
     skip_days: tuple[str, ...] = ()
 
-    def is_empty(self) -> bool:
-        return self == FeedHints()
-
 
 @dataclass(frozen=True, slots=True)
 class FeedUpdate:
@@ -279,4 +370,3 @@ class FeedUpdate:
 class SaveCounts:
     new_items: int = 0
     updated_items: int = 0
-    sightings: int = 0

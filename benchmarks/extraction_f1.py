@@ -26,7 +26,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # run as a script from a checkout, without installing
 
 from aggregator.errors import ExtractError  # noqa: E402
-from aggregator.extract import extract_article  # noqa: E402
+from aggregator.extract.article import extract_article  # noqa: E402
 
 DEFAULT_CORPUS = PROJECT.parent / "shared" / "corpora" / "extraction-eval"
 

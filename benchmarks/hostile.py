@@ -22,19 +22,19 @@ sys.path.insert(0, str(TESTS))
 from hostile import CASES, config_text  # noqa: E402
 from localserver import LocalServer  # noqa: E402
 
-from aggregator import guard  # noqa: E402
-from aggregator.config import parse_config  # noqa: E402
-from aggregator.pipeline import fetch_feeds  # noqa: E402
+from aggregator.config.loader import parse_config  # noqa: E402
+from aggregator.engine.pool import Workers  # noqa: E402
+from aggregator.engine.run import fetch_feeds  # noqa: E402
+from aggregator.fetch import address_guard  # noqa: E402
 from aggregator.store import Store  # noqa: E402
-from aggregator.workers import Workers  # noqa: E402
 
 
 def _treat_server_as_public() -> None:
     """As in the tests: 127.0.0.1 stands for a public host; every other private target,
     127.0.0.2 included, is still refused."""
-    real = guard.is_public_address
+    real = address_guard.is_public_address
     server_ip = ipaddress.ip_address("127.0.0.1")
-    guard.is_public_address = lambda ip: ip == server_ip or real(ip)  # type: ignore[assignment]
+    address_guard.is_public_address = lambda ip: ip == server_ip or real(ip)  # type: ignore[assignment]
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ when the corpus has fewer files than pages are needed). Skipped when that folder
 
 Contenders, each on a fresh SQLite file in a temporary folder, in one run:
 
-- ours: `aggregator.pipeline.fetch_feeds` with the default process pool (`Workers()`). Every
+- ours: `aggregator.engine.refresh.fetch_feeds` with the default process pool (`Workers()`). Every
   feed and page is on one host here, so `per_host` is raised (8) and `host_gap` set to 0; then
   a second pass over the same store (every feed answers 304). Then again with the default
   `per_host: 2`, and once on a few feeds with every default (`host_gap: 0.5s` paces the host).
@@ -94,11 +94,11 @@ def ours(
     """`fetch_feeds` over the first `feeds` feeds on a fresh store; again if `second_pass`."""
     feed_urls = site.feed_urls[:feeds]
     expected = len(feed_urls) * site.items_per_feed
-    from aggregator.config import parse_config
-    from aggregator.pipeline import fetch_feeds
-    from aggregator.settings_keys import SETTING_KEYS
+    from aggregator.config.loader import parse_config
+    from aggregator.config.settings_keys import SETTING_KEYS
+    from aggregator.engine.pool import Workers
+    from aggregator.engine.run import fetch_feeds
     from aggregator.store import Store
-    from aggregator.workers import Workers
 
     settings = {k: v for k, v in settings.items() if k in SETTING_KEYS}  # host_gap is new
     config = parse_config(
@@ -334,7 +334,7 @@ def start_forkserver() -> float:
     It lives as long as this process and imports trafilatura when it starts, so whichever of
     our runs came first would pay for it alone. `aggregator fetch` pays it once per run.
     """
-    from aggregator.workers import Workers
+    from aggregator.engine.pool import Workers
 
     workers = Workers()
     started = time.perf_counter()
@@ -360,7 +360,7 @@ def run_all(args: argparse.Namespace, files: list[Path]) -> list[Result]:
     # set TCP_NODELAY; so do we, in this process only.
     localserver._RequestHandler.disable_nagle_algorithm = True
 
-    import aggregator.pipeline  # noqa: F401
+    import aggregator.engine.refresh  # noqa: F401
 
     startup = start_forkserver()
     print(f"forkserver and a first pool started in {startup:.1f} s (in no figure below)")

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from aggregator.config import load_config
-from aggregator.daemon import Daemon
+from aggregator.config.loader import load_config
+from aggregator.daemon.service import Daemon
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]

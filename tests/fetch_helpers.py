@@ -12,7 +12,7 @@ import brotli  # type: ignore[import-untyped]  # ships no type information
 import zstandard
 from localserver import ResponseWriter
 
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
 from aggregator.models import FetchResult, Settings
 
 MB = 2**20

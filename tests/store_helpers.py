@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from aggregator.models import FeedUpdate, FetchRecord
+from collections.abc import Sequence
+
+from aggregator.engine.commit import commit_refresh, with_fates
+from aggregator.models import FeedUpdate, FetchRecord, ItemDraft, SaveCounts
+from aggregator.store import Store
+from aggregator.stories.dedup import DedupPolicy
+from aggregator.stories.placement import DEFAULT_POLICY
 
 
 def ok_update(when: str, *, etag: str | None = None) -> FeedUpdate:
@@ -21,3 +27,18 @@ def ok_update(when: str, *, etag: str | None = None) -> FeedUpdate:
 
 def ok_record(feed: str, when: str) -> FetchRecord:
     return FetchRecord(feed=feed, started_at=when, url="https://x", outcome="ok", http_status=200)
+
+
+def save_refresh(
+    store: Store,
+    feed: str,
+    drafts: Sequence[ItemDraft],
+    fetch: FetchRecord,
+    update: FeedUpdate,
+    *,
+    dedup: DedupPolicy = DEFAULT_POLICY,
+) -> SaveCounts:
+    """What the engine does with a refresh's drafts: decide each entry's fate against the
+    store, then commit the batch."""
+    decided = with_fates(drafts, store.known_entries(feed, drafts))
+    return commit_refresh(store, feed, decided, fetch, update, dedup=dedup)

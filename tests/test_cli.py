@@ -197,7 +197,7 @@ def test_since_beyond_the_calendar_is_a_usage_error(
 def test_database_under_a_file_is_a_clear_error(
     setup: tuple[CliRunner, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("aggregator.logs.setup_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("aggregator.daemon.logs.setup_logging", lambda *args, **kwargs: None)
     runner, base = setup
     (tmp_path / "notdb.db").write_text("a file")
     db = str(tmp_path / "notdb.db" / "x.db")
@@ -246,7 +246,7 @@ def test_a_database_locked_too_long_is_a_clear_error(
 
     runner, base = setup
     assert runner.invoke(cli, [*base, "fetch"]).exit_code == 0
-    monkeypatch.setattr("aggregator.store.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("aggregator.store.connection.BUSY_TIMEOUT_MS", 50)
     other = sqlite3.connect(tmp_path / "store" / "news.db")
     other.execute("BEGIN IMMEDIATE")  # another writer that does not let go
     try:

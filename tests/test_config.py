@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import load_config, parse_config
+from aggregator.config.loader import load_config, parse_config
 from aggregator.errors import InvalidConfig
 
 GOOD = """
@@ -220,7 +220,7 @@ def test_absurdly_nested_yaml_is_a_config_problem() -> None:
 def test_database_setting_is_read_leniently(
     tmp_path: Path, text: str, database: str | None
 ) -> None:
-    from aggregator.config import database_setting
+    from aggregator.config.loader import database_setting
 
     path = tmp_path / "feeds.yaml"
     path.write_text(text)

@@ -237,7 +237,7 @@ def test_sighup_reloads_feeds_yaml(server: LocalServer, tmp_path: Path) -> None:
 def test_a_refresh_that_cannot_be_recorded_is_postponed_not_repeated_every_tick(
     server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aggregator.pipeline import Pipeline
+    from aggregator.engine.refresh import Pipeline
 
     calls: list[str] = []
 

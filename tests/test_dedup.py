@@ -9,9 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from aggregator import dedup
-from aggregator.dedup import Copy, DedupPolicy, Match
-from aggregator.models import Fingerprint
+from aggregator.models import Copy, Fingerprint, Match
+from aggregator.store.story_rows import choose_lead
+from aggregator.stories import dedup
+from aggregator.stories.dedup import DedupPolicy
 
 POLICY = DedupPolicy()
 NOW = "2026-11-27T10:00:00Z"
@@ -129,7 +130,8 @@ def test_signature_is_stable_across_processes_and_releases() -> None:
         [
             sys.executable,
             "-c",
-            f"from aggregator import dedup;print(dedup.signature(dedup.shingles({text!r})).hex())",
+            "from aggregator.stories import dedup;"
+            f"print(dedup.signature(dedup.shingles({text!r})).hex())",
         ],
         capture_output=True,
         text=True,
@@ -161,7 +163,13 @@ def test_jaccard_estimate_is_close_to_the_real_one() -> None:
     estimate = dedup.jaccard(dedup.signature(sa), dedup.signature(sb))
     assert abs(estimate - exact) < 0.15
     assert dedup.jaccard(dedup.signature(sa), dedup.signature(sa)) == 1.0
-    assert dedup.jaccard(dedup.signature(sa), dedup.signature(dedup.shingles(article(2)))) < 0.1
+    assert (
+        dedup.jaccard(
+            dedup.signature(sa),
+            dedup.signature(dedup.shingles(article(2))),
+        )
+        < 0.1
+    )
 
 
 def test_fingerprint_falls_back_to_title_and_summary() -> None:
@@ -310,7 +318,7 @@ def test_best_match_tries_the_cheapest_signal_first_and_honours_splits() -> None
     ],
 )
 def test_choose_lead(members: list[tuple[int, int | None, str]], lead: int) -> None:
-    assert dedup.choose_lead(members) == lead
+    assert choose_lead(members) == lead
 
 
 def test_fingerprints_pickle_for_the_worker_processes() -> None:
@@ -322,7 +330,7 @@ def test_fingerprints_pickle_for_the_worker_processes() -> None:
 
 
 def test_the_policy_comes_from_feeds_yaml() -> None:
-    from aggregator.config import parse_config
+    from aggregator.config.loader import parse_config
     from aggregator.errors import InvalidConfig
 
     config = parse_config(

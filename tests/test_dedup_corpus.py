@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aggregator import dedup
-from aggregator.dedup import Copy, DedupPolicy
-from aggregator.extract import extract_article
-from aggregator.parse import parse_feed
+from aggregator.extract.article import extract_article
+from aggregator.models import Copy
+from aggregator.parse.feed import parse_feed
+from aggregator.stories import dedup
+from aggregator.stories.dedup import DedupPolicy
 
 EFE = "https://www.24horas.cl/politica/presidente-boric-inicia-gira-por-magallanes-este-miercoles-5287894"
 PARTNER = (

@@ -9,14 +9,14 @@ from pathlib import Path
 import feedparser
 import pytest
 from click.testing import CliRunner
-from store_helpers import ok_record, ok_update
+from store_helpers import ok_record, ok_update, save_refresh
 
 from aggregator.cli import cli
-from aggregator.drafts import drafts_for
 from aggregator.models import Article, Entry, FeedConfig
-from aggregator.parse import parse_feed
-from aggregator.publish import Channel, StoryEntry, render
+from aggregator.parse.feed import parse_feed
+from aggregator.publish.syndication import Channel, StoryEntry, render
 from aggregator.store import Store
+from aggregator.stories.identity import drafts_for
 
 NOW = "2026-11-27T10:00:00Z"
 HOSTILE = (
@@ -92,7 +92,7 @@ def test_export_command_writes_one_entry_per_story(tmp_path: Path) -> None:
         replace(d, article=Article(text="t", html=HOSTILE), extract_status="ok")
         for d in drafts_for(entries)
     ]
-    store.save_refresh("wire", drafts, ok_record("wire", NOW), ok_update(NOW))
+    save_refresh(store, "wire", drafts, ok_record("wire", NOW), ok_update(NOW))
     store.close()
     out = tmp_path / "public" / "stories.xml"
     out.parent.mkdir()

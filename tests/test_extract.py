@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.charset import codec_for, decode_html
 from aggregator.errors import ExtractError
-from aggregator.extract import article_from_feed, extract_article
+from aggregator.extract.article import article_from_feed, extract_article
+from aggregator.extract.charset import codec_for, decode_html
 from aggregator.models import Entry
 from aggregator.sanitize import sanitize_html
 
@@ -111,6 +111,11 @@ def test_latin1_label_means_windows_1252() -> None:
         ("koi8r", "koi8-r"),
         ("gb2312", "gb18030"),
         ("base64", None),  # a bytes-to-bytes codec, not a charset
+        ("hex", None),
+        ("zlib", None),
+        ("rot13", None),  # a str-to-str codec, not a charset either
+        ("utf-16", "utf-16"),  # a charset, though one byte alone does not decode in it
+        ("utf-32-le", "utf-32-le"),
         ("utf-7", None),  # refused: it smuggles markup past sanitisers
         ("no-such-charset", None),
         ("", None),

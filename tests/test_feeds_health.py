@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
+from store_helpers import save_refresh
 
 from aggregator.cli import cli
-from aggregator.drafts import drafts_for
 from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord
 from aggregator.store import Store
+from aggregator.stories.identity import drafts_for
 from aggregator.times import iso_utc, utc_now
 
 
@@ -42,7 +43,7 @@ def refresh(store: Store, feed: str, numbers: range, when: str, state: str = "ok
     )
     record = FetchRecord(feed=feed, started_at=when, url="https://x", outcome="ok")
     drafts = drafts_for([entry(feed, n) for n in numbers])
-    store.save_refresh(feed, drafts, record, update)
+    save_refresh(store, feed, drafts, record, update)
 
 
 def test_stale_and_failing_feeds_come_first(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ import pytest
 from fetch_helpers import ENCODERS, LOCAL, MB, RSS, fetch, send_headers
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
-from aggregator.config import parse_config
+from aggregator.config.loader import parse_config
 from aggregator.errors import BodyTooLarge, FetchTimeout, InvalidConfig
-from aggregator.fetch import _KEEP_STARTS, Fetcher, _HostSlots
+from aggregator.fetch.client import _KEEP_STARTS, Fetcher, _HostSlots
 from aggregator.models import FetchResult, Settings
 
 

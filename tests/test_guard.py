@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from aggregator import guard
-from aggregator.errors import AddressRefused, FetchError
+from aggregator.errors import AddressRefused
+from aggregator.fetch import address_guard
 
 
 @pytest.mark.parametrize(
@@ -57,14 +57,14 @@ from aggregator.errors import AddressRefused, FetchError
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
-    assert guard.is_public_address(ipaddress.ip_address(address)) is public
+    assert address_guard.is_public_address(ipaddress.ip_address(address)) is public
 
 
 @pytest.mark.parametrize(
     "url", ["http://example.org/feed", "https://example.org/", "HTTPS://EXAMPLE.ORG/"]
 )
 def test_check_scheme_accepts_http_and_https(url: str) -> None:
-    guard.check_scheme(url)
+    address_guard.check_scheme(url)
 
 
 @pytest.mark.parametrize(
@@ -80,51 +80,43 @@ def test_check_scheme_accepts_http_and_https(url: str) -> None:
 )
 def test_check_scheme_refuses_others(url: str, scheme: str) -> None:
     with pytest.raises(AddressRefused, match="only http and https") as caught:
-        guard.check_scheme(url)
+        address_guard.check_scheme(url)
     assert scheme in str(caught.value)
     assert caught.value.outcome == "address_refused"
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("host", "port"),
     [
-        "http://127.0.0.1/feed",
-        "http://127.0.0.1:8080/feed",
-        "http://10.0.0.5/",
-        "http://169.254.169.254/latest/meta-data/",
-        "http://[::1]:8080/",
-        "http://[::ffff:127.0.0.1]/",
-        "http://[fe80::1]/",
-        "http://0.0.0.0/",
-        "http://localhost/",  # resolved by the local resolver, no network needed
+        ("127.0.0.1", None),
+        ("127.0.0.1", 8080),
+        ("10.0.0.5", None),
+        ("169.254.169.254", None),
+        ("::1", 8080),
+        ("::ffff:127.0.0.1", None),
+        ("fe80::1", None),
+        ("0.0.0.0", None),
+        ("localhost", None),  # resolved by the local resolver, no network needed
     ],
 )
-def test_check_host_refuses_private_targets(url: str) -> None:
-    with pytest.raises(AddressRefused, match="allow_private_networks: true") as caught:
-        asyncio.run(guard.check_host(url, allow_private=False))
-    assert caught.value.url == url
+def test_public_addresses_refuses_private_targets(host: str, port: int | None) -> None:
+    with pytest.raises(address_guard.NotPublic) as caught:
+        asyncio.run(address_guard.public_addresses(host, port))
+    assert caught.value.host == host
 
 
 def test_refusal_names_host_and_address() -> None:
-    with pytest.raises(AddressRefused) as caught:
-        asyncio.run(guard.check_host("http://169.254.169.254/x", allow_private=False))
-    assert "169.254.169.254" in str(caught.value)
+    url, address = "http://169.254.169.254/x", "169.254.169.254"
+    with pytest.raises(AddressRefused, match="allow_private_networks: true") as caught:
+        address_guard.check_address(url, address, address)
+    assert address in str(caught.value)
     assert "intranet feed" in str(caught.value)
+    assert caught.value.url == url
 
 
-@pytest.mark.parametrize("url", ["http://8.8.8.8/feed", "https://[2606:4700:4700::1111]/"])
-def test_check_host_accepts_public_ip_literals(url: str) -> None:
-    asyncio.run(guard.check_host(url, allow_private=False))
-
-
-def test_check_host_allows_anything_when_private_networks_are_allowed() -> None:
-    asyncio.run(guard.check_host("http://127.0.0.1/", allow_private=True))
-    asyncio.run(guard.check_host("http://no-such-host.invalid/", allow_private=True))
-
-
-def test_check_host_without_host_is_an_error() -> None:
-    with pytest.raises(FetchError, match="names no host"):
-        asyncio.run(guard.check_host("http:///feed", allow_private=False))
+@pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_accepts_public_ip_literals(host: str) -> None:
+    assert asyncio.run(address_guard.public_addresses(host)) == [host]
 
 
 def _fake_resolver(
@@ -143,27 +135,28 @@ def _fake_resolver(
     return asked
 
 
-def test_check_host_resolves_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_addresses_resolves_names(monkeypatch: pytest.MonkeyPatch) -> None:
     asked = _fake_resolver(monkeypatch, ["93.184.215.14"])
-    asyncio.run(guard.check_host("https://Example.ORG:8443/feed", allow_private=False))
+    assert asyncio.run(address_guard.public_addresses("example.org", 8443)) == ["93.184.215.14"]
     assert asked == ["example.org"]
 
 
-def test_check_host_refuses_when_any_address_is_private(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_addresses_refuses_when_any_address_is_private(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _fake_resolver(monkeypatch, ["93.184.215.14", "10.0.0.7"])
-    with pytest.raises(AddressRefused, match=r"intranet\.example resolves to 10\.0\.0\.7"):
-        asyncio.run(guard.check_host("http://intranet.example/rss", allow_private=False))
+    with pytest.raises(address_guard.NotPublic) as caught:
+        asyncio.run(address_guard.public_addresses("intranet.example"))
+    assert (caught.value.host, caught.value.address) == ("intranet.example", "10.0.0.7")
 
 
-def test_check_host_reports_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_addresses_lets_dns_failure_through(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_resolver(monkeypatch, socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
-    with pytest.raises(FetchError, match=r"could not resolve host gone\.example") as caught:
-        asyncio.run(guard.check_host("http://gone.example/rss", allow_private=False))
-    assert type(caught.value) is FetchError
-    assert caught.value.outcome == "network_error"
+    with pytest.raises(socket.gaierror):
+        asyncio.run(address_guard.public_addresses("gone.example"))
 
 
 def test_check_address_refuses_what_is_not_an_address() -> None:
     with pytest.raises(AddressRefused):
-        guard.check_address("http://x.example/", "x.example", "not-an-ip")
-    guard.check_address("http://x.example/", "x.example", "8.8.8.8")
+        address_guard.check_address("http://x.example/", "x.example", "not-an-ip")
+    address_guard.check_address("http://x.example/", "x.example", "8.8.8.8")

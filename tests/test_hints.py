@@ -2,10 +2,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.feedstate import after_failure, after_success
-from aggregator.hints import hints_from, max_age_s
 from aggregator.models import FeedHistory, FeedState, FetchResult, ParsedFeed
-from aggregator.schedule import SchedulePolicy
+from aggregator.schedule.after_refresh import after_failure, after_success
+from aggregator.schedule.due import SchedulePolicy
+from aggregator.schedule.freshness import hints_from, max_age_s
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 # A per-feed interval of 10 minutes and no jitter: the schedule is exact.
@@ -35,7 +35,6 @@ def test_max_age_from_headers(headers: list[tuple[str, str]], seconds: int | Non
 
 def result(status: int = 200, etag: str | None = None, lm: str | None = None) -> FetchResult:
     return FetchResult(
-        url="https://a/f",
         final_url="https://a/f",
         status=status,
         body=b"",
@@ -123,7 +122,7 @@ SYNDICATED = b"""<?xml version="1.0"?>
 
 
 def test_feed_level_hints_are_parsed() -> None:
-    from aggregator.parse import parse_feed
+    from aggregator.parse.feed import parse_feed
 
     parsed = parse_feed(SYNDICATED, url="https://example.org/feed")
     assert parsed.ttl_minutes == 30

@@ -13,21 +13,21 @@ import pytest
 from hostile import CASES, GOOD_ITEMS, RUSSIAN, config_text, install_all
 from localserver import LocalServer
 
-from aggregator import guard
-from aggregator.config import parse_config
-from aggregator.pipeline import fetch_feeds
+from aggregator.config.loader import parse_config
+from aggregator.engine.pool import Workers
+from aggregator.engine.run import fetch_feeds
+from aggregator.fetch import address_guard
 from aggregator.store import Store
 from aggregator.times import parse_iso, utc_now
-from aggregator.workers import Workers
 
 
 @pytest.fixture
 def server_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """Treat the test server (127.0.0.1 only) as a public host, so the guard stays on and
     every other private target, 127.0.0.2 included, is still refused."""
-    real = guard.is_public_address
+    real = address_guard.is_public_address
     server_ip = ipaddress.ip_address("127.0.0.1")
-    monkeypatch.setattr(guard, "is_public_address", lambda ip: ip == server_ip or real(ip))
+    monkeypatch.setattr(address_guard, "is_public_address", lambda ip: ip == server_ip or real(ip))
 
 
 @pytest.mark.usefixtures("server_is_public")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.leases import HOST, Leases, is_dead
 from aggregator.models import FeedConfig
+from aggregator.schedule.leases import HOST, Leases, is_dead
 from aggregator.store import Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

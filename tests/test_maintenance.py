@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from store_helpers import ok_record, ok_update
+from store_helpers import ok_record, ok_update, save_refresh
 
-from aggregator.config import parse_config
-from aggregator.daemon import Daemon
-from aggregator.drafts import drafts_for
+from aggregator.config.loader import parse_config
+from aggregator.daemon.service import Daemon
+from aggregator.daemon.triggers import build_scheduler, next_runs
 from aggregator.models import Entry, FeedConfig
-from aggregator.scheduler import build_scheduler, next_runs
-from aggregator.store import Store, open_reader, reads
-from aggregator.store.stories import week_of
+from aggregator.store import Store, open_reader
+from aggregator.store.story_rows import week_of
+from aggregator.stories.identity import drafts_for
 
 OLD, NEW = "2026-01-05T08:00:00Z", "2026-11-27T08:00:00Z"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def entry(n: int) -> Entry:
 
 def save(store: Store, numbers: list[int], when: str) -> None:
     drafts = drafts_for([entry(n) for n in numbers])
-    store.save_refresh("wire", drafts, ok_record("wire", when), ok_update(when))
+    save_refresh(store, "wire", drafts, ok_record("wire", when), ok_update(when))
 
 
 @pytest.fixture
@@ -91,8 +91,8 @@ def test_retention_deletes_old_items_with_everything_that_points_at_them(store: 
     # The full-text index followed.
     store.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
     reader = open_reader(store.path)
-    assert reads.search(reader, "Parliament", since=None, feed=None, limit=5) == []
-    assert len(reads.search(reader, "coach", since=None, feed=None, limit=5)) == 1
+    assert reader.search("Parliament", since=None, feed=None, limit=5) == []
+    assert len(reader.search("coach", since=None, feed=None, limit=5)) == 1
     assert store.execute("PRAGMA foreign_key_check") == []
     assert store.execute("SELECT week, item_id FROM lsh_bands") == [(week_of(NEW), keeper)]
 

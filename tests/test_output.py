@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from aggregator.output import render
+from aggregator.cli.tables import render
 
 ROWS = [
     {
@@ -63,7 +63,7 @@ def test_fetch_summary_and_progress_show_errors_literally(
 ) -> None:
     from rich.console import Console
 
-    from aggregator.fetchview import FetchView
+    from aggregator.cli.fetch_progress import FetchView
     from aggregator.models import FeedOutcome
 
     monkeypatch.setenv("COLUMNS", "200")
@@ -87,7 +87,7 @@ def test_fetch_summary_and_progress_show_errors_literally(
 def test_control_characters_never_reach_the_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from aggregator.fetchview import FetchView
+    from aggregator.cli.fetch_progress import FetchView
     from aggregator.models import FeedOutcome
 
     monkeypatch.setenv("COLUMNS", "200")

@@ -14,7 +14,7 @@ import pytest
 
 from aggregator.errors import NotAFeed, ParseError
 from aggregator.models import Entry
-from aggregator.parse import parse_feed
+from aggregator.parse.feed import parse_feed
 from aggregator.text import clip, html_to_text
 
 FEED_URL = "https://news.example.com/feeds/world.xml"

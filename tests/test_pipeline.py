@@ -10,11 +10,11 @@ import pytest
 from feeds_builder import article_page, atom, json_feed, rss
 from localserver import LocalServer
 
-from aggregator.config import parse_config
+from aggregator.config.loader import parse_config
+from aggregator.engine.pool import Workers
+from aggregator.engine.run import fetch_feeds
 from aggregator.models import Config, FeedOutcome
-from aggregator.pipeline import fetch_feeds
 from aggregator.store import Store
-from aggregator.workers import Workers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -381,7 +381,7 @@ def test_a_page_pending_in_two_feeds_is_retried_once_per_run(
 def test_a_bug_while_refreshing_is_recorded_as_internal_error(
     server: LocalServer, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aggregator.pipeline
+    import aggregator.engine.refresh
 
     def broken(entries: object) -> None:
         raise RuntimeError("boom")
@@ -389,7 +389,7 @@ def test_a_bug_while_refreshing_is_recorded_as_internal_error(
     server.add("/f.xml", rss([{"title": "x", "link": "https://example.org/x"}]))
     server.add("/g.xml", rss([{"title": "y", "link": "https://example.org/y"}]))
     config = make_config(server, {"broken": "/f.xml"})
-    monkeypatch.setattr(aggregator.pipeline, "drafts_for", broken)
+    monkeypatch.setattr(aggregator.engine.refresh, "drafts_for", broken)
     outcome = run(config, store)["broken"]
     assert outcome.outcome == "internal_error"
     assert rows(store, "SELECT outcome, error FROM fetches") == [

@@ -14,11 +14,11 @@ from feeds_builder import article_page, partner_page, rss
 from localserver import LocalServer
 
 from aggregator.cli import cli
-from aggregator.config import parse_config
+from aggregator.config.loader import parse_config
+from aggregator.engine.pool import Workers
+from aggregator.engine.run import fetch_feeds
 from aggregator.models import Config
-from aggregator.pipeline import fetch_feeds
 from aggregator.store import Store
-from aggregator.workers import Workers
 
 STRIKE_TITLE = "Dockworkers strike shuts the country's main port for a third day"
 STRIKE = [

@@ -13,14 +13,14 @@ import pytest
 from feeds_builder import rss
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
-from aggregator.config import parse_config
+from aggregator.config.loader import parse_config
+from aggregator.engine.pool import Workers
+from aggregator.engine.run import fetch_feeds
 from aggregator.errors import FetchError, HTTPStatusError, RobotsDisallowed
-from aggregator.fetch import Fetcher
+from aggregator.fetch.client import Fetcher
+from aggregator.fetch.robots import RULES_TTL_S, UNAVAILABLE_TTL_S, RobotsCache, product_token
 from aggregator.models import FetchResult, Settings
-from aggregator.pipeline import fetch_feeds
-from aggregator.robots import RULES_TTL_S, UNAVAILABLE_TTL_S, RobotsCache, product_token
 from aggregator.store import Store
-from aggregator.workers import Workers
 
 KB = 1024
 LOCAL = Settings(allow_private_networks=True, host_gap_s=0)  # the test server is on loopback
@@ -216,7 +216,7 @@ def test_crawl_delay_spaces_the_site_s_pages(server: LocalServer) -> None:
 def test_crawl_delay_is_capped_at_ten_seconds(crawl_delay: str, gap: float) -> None:
     async def get(url: str, *, max_bytes: int, accept: str) -> FetchResult:
         body = f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode()
-        return FetchResult(url, url, 200, body, "text/plain", None, None, None)
+        return FetchResult(url, 200, body, "text/plain", None, None, None)
 
     cache = RobotsCache(get, user_agent="aggregator/0.1")
     assert asyncio.run(cache.check("https://news.example/story")) == gap
@@ -280,7 +280,7 @@ def test_the_sites_asked_about_least_recently_are_forgotten_first() -> None:
 
     async def get(url: str, *, max_bytes: int, accept: str) -> FetchResult:
         asked.append(url.removesuffix("/robots.txt"))
-        return FetchResult(url, url, 200, NO_PRIVATE.encode(), "text/plain", None, None, None)
+        return FetchResult(url, 200, NO_PRIVATE.encode(), "text/plain", None, None, None)
 
     cache = RobotsCache(get, user_agent="aggregator/0.1", max_sites=2)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.config import parse_config
+from aggregator.config.loader import parse_config
 from aggregator.errors import InvalidConfig
 from aggregator.models import FeedHints, FeedHistory
-from aggregator.schedule import (
+from aggregator.schedule.due import (
     SchedulePolicy,
     backoff_s,
     is_stale,

@@ -3,13 +3,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from store_helpers import ok_record, ok_update
+from store_helpers import ok_record, ok_update, save_refresh
 
-from aggregator.drafts import drafts_for
 from aggregator.errors import StoreError
 from aggregator.models import Entry, FeedConfig, FeedUpdate, FetchRecord, ItemDraft
-from aggregator.store import Store, open_reader, reads
-from aggregator.store.schema import migrations
+from aggregator.store import Store, open_reader
+from aggregator.store.migrations import migrations
+from aggregator.stories.identity import drafts_for
 
 NOW = "2026-11-27T10:00:00Z"
 FEEDS = [
@@ -61,11 +61,10 @@ def test_schema_is_migrated_in_wal_mode(store: Store) -> None:
 
 
 def test_same_link_from_two_feeds_is_one_item_with_two_sightings(store: Store) -> None:
-    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("a"))
+    save_refresh(store, "wire", drafts_for([entry(1)]), record("wire"), update("a"))
     other = entry(1, guid="partner-guid", link="https://NEWS.example/story-1#top")
-    counts = store.save_refresh("partner", drafts_for([other]), record("partner"), update("b"))
+    counts = save_refresh(store, "partner", drafts_for([other]), record("partner"), update("b"))
     assert counts.new_items == 0
-    assert counts.sightings == 1
     assert count(store, "items") == 1
     assert sorted(r[0] for r in store.execute("SELECT feed FROM sightings")) == ["partner", "wire"]
     assert store.execute("SELECT url, story_id IS NOT NULL FROM items")[0] == (
@@ -76,27 +75,27 @@ def test_same_link_from_two_feeds_is_one_item_with_two_sightings(store: Store) -
 
 def test_entry_repeated_in_one_feed_under_other_guids_is_one_item(store: Store) -> None:
     drafts = drafts_for([entry(1, guid="a"), entry(1, guid="b"), entry(1, guid="a")])
-    counts = store.save_refresh("wire", drafts, record("wire"), update("a"))
+    counts = save_refresh(store, "wire", drafts, record("wire"), update("a"))
     assert counts.new_items == 1
     assert count(store, "items") == 1
     assert count(store, "sightings") == 2
 
 
 def test_same_guid_with_changed_content_updates_the_item(store: Store) -> None:
-    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("a"))
+    save_refresh(store, "wire", drafts_for([entry(1)]), record("wire"), update("a"))
     edited = drafts_for([entry(1, title="Story 1 (updated)")])
-    counts = store.save_refresh("wire", edited, record("wire"), update("b"))
+    counts = save_refresh(store, "wire", edited, record("wire"), update("b"))
     assert (counts.new_items, counts.updated_items) == (0, 1)
     assert store.execute("SELECT title FROM items") == [("Story 1 (updated)",)]
     assert store.execute("SELECT title FROM stories") == [("Story 1 (updated)",)]
 
 
 def test_a_failed_write_commits_nothing_and_keeps_old_validators(store: Store) -> None:
-    store.save_refresh("wire", drafts_for([entry(1)]), record("wire"), update("old"))
+    save_refresh(store, "wire", drafts_for([entry(1)]), record("wire"), update("old"))
     broken = ItemDraft(entry=entry(3), key="k", url="https://news.example/3", entry_hash="h")
     drafts = [*drafts_for([entry(2)]), replace(broken, extract_status=None)]  # type: ignore[arg-type]
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_refresh("wire", drafts, record("wire"), update("new"))
+        save_refresh(store, "wire", drafts, record("wire"), update("new"))
     assert store.feed_state("wire").etag == "old"
     assert count(store, "items") == 1
     assert count(store, "fetches") == 1
@@ -113,18 +112,22 @@ def test_feeds_follow_the_config(store: Store) -> None:
 
 
 def test_reader_is_read_only_and_searches_text(store: Store) -> None:
-    store.save_refresh(
-        "wire", drafts_for([entry(1, title="Libya accord"), entry(2)]), record("wire"), update("a")
+    save_refresh(
+        store,
+        "wire",
+        drafts_for([entry(1, title="Libya accord"), entry(2)]),
+        record("wire"),
+        update("a"),
     )
-    db = open_reader(store.path)
-    assert [r["title"] for r in reads.search(db, "libya", since=None, feed=None, limit=5)] == [
+    reader = open_reader(store.path)
+    assert [r["title"] for r in reader.search("libya", since=None, feed=None, limit=5)] == [
         "Libya accord"
     ]
     # Invalid FTS5 syntax falls back to plain words instead of failing.
-    assert reads.search(db, 'libya "', since=None, feed=None, limit=5)[0]["title"] == "Libya accord"
-    assert len(reads.items(db, since=None, feed="wire", limit=10)) == 2
+    assert reader.search('libya "', since=None, feed=None, limit=5)[0]["title"] == "Libya accord"
+    assert len(reader.items(since=None, feed="wire", limit=10)) == 2
     with pytest.raises(StoreError, match="readonly"):
-        reads.query(db, "DELETE FROM items")
+        reader.query("DELETE FROM items")
 
 
 def test_reader_on_missing_database_says_what_to_do(tmp_path: Path) -> None:
@@ -134,13 +137,11 @@ def test_reader_on_missing_database_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sql", ["ATTACH '{dir}/other.db' AS other", "VACUUM INTO '{dir}/copy.db'"])
 def test_reader_opens_or_creates_no_other_file(store: Store, tmp_path: Path, sql: str) -> None:
-    from aggregator.store import read_query
-
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(StoreError, match="ATTACH and VACUUM INTO, which open or create other"):
-        read_query(open_reader(store.path), sql.format(dir=tmp_path))
+        open_reader(store.path).query(sql.format(dir=tmp_path))
     assert sorted(tmp_path.rglob("*")) == before
-    assert read_query(open_reader(store.path), "SELECT count(*) AS n FROM feeds") == [{"n": 2}]
+    assert open_reader(store.path).query("SELECT count(*) AS n FROM feeds") == [{"n": 2}]
 
 
 def test_writer_or_its_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
@@ -160,9 +161,9 @@ def test_writer_that_must_exist_says_what_to_do(tmp_path: Path) -> None:
 def test_a_write_lock_held_too_long_is_a_store_error_that_says_so(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aggregator.store
+    import aggregator.store.connection
 
-    monkeypatch.setattr(aggregator.store, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(aggregator.store.connection, "BUSY_TIMEOUT_MS", 50)
     impatient = Store.open(store.path)
     other = sqlite3.connect(store.path)
     other.execute("BEGIN IMMEDIATE")
@@ -179,7 +180,7 @@ def test_a_write_lock_held_too_long_is_a_store_error_that_says_so(
 
 
 def test_instance_lock_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
-    from aggregator.instance import instance_lock
+    from aggregator.daemon.instance_lock import instance_lock
 
     (tmp_path / "notdb.db").write_text("a file, not a folder")
     with (

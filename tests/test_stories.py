@@ -6,14 +6,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from store_helpers import save_refresh
 from test_dedup import article, reworded
 
-from aggregator import dedup
-from aggregator.dedup import DedupPolicy
-from aggregator.drafts import draft_for
+from aggregator.engine.commit import commit_extraction
+from aggregator.engine.corrections import rebuild_stories, split_item
 from aggregator.errors import StoreError
 from aggregator.models import Article, Entry, FeedConfig, FeedUpdate, FetchRecord, ItemDraft
-from aggregator.store import Store, stories, story_reads
+from aggregator.store import Store, open_reader
+from aggregator.store.transaction import Transaction
+from aggregator.stories import dedup
+from aggregator.stories.dedup import DedupPolicy
+from aggregator.stories.identity import draft_for
+from aggregator.stories.placement import find_match
 
 NOW = "2026-11-27T10:00:00Z"
 LATE = "2026-11-27T12:00:00Z"
@@ -45,7 +50,7 @@ def draft(
 def save(store: Store, feed: str, *drafts: ItemDraft, at: str = NOW, **policy: float) -> None:
     record = FetchRecord(feed=feed, started_at=at, url="x", outcome="ok")
     update = FeedUpdate("ok", None, None, at, at, 0, None, "ok")
-    store.save_refresh(feed, drafts, record, update, dedup=DedupPolicy(**policy))  # type: ignore[arg-type]
+    save_refresh(store, feed, drafts, record, update, dedup=DedupPolicy(**policy))  # type: ignore[arg-type]
 
 
 def story_of(store: Store, url: str) -> int:
@@ -124,7 +129,8 @@ def test_an_item_whose_text_arrives_later_is_matched_by_it(store: Store) -> None
     assert alone != story_of(store, WIRE)
     partner_id = int(one(store, "SELECT id FROM items WHERE url = ?", PARTNER))  # type: ignore[call-overload]
     text = reworded(article(1), 0.05)
-    store.save_extraction(
+    commit_extraction(
+        store,
         partner_id,
         Article(text=text, html=""),
         None,
@@ -142,11 +148,11 @@ def test_a_split_is_remembered_across_rebuilds(store: Store) -> None:
     save(store, "wire", draft(WIRE, text=article(1)))
     save(store, "partner", draft(PARTNER, text=article(1), title="Partner"), at=LATE)
     partner_id = int(one(store, "SELECT id FROM items WHERE url = ?", PARTNER))  # type: ignore[call-overload]
-    split = store.split_item(partner_id, now=LATE)
+    split = split_item(store, partner_id, now=LATE)
     assert (split.old_story_id, split.remaining) == (story_of(store, WIRE), 1)
     assert story_of(store, PARTNER) == split.new_story_id != story_of(store, WIRE)
     assert one(store, "SELECT count(*) FROM story_links") == 0
-    rebuilt = store.rebuild_stories(DedupPolicy(), now=LATE)
+    rebuilt = rebuild_stories(store, DedupPolicy(), now=LATE)
     assert (rebuilt.items, rebuilt.stories) == (2, 2)
     assert story_of(store, PARTNER) != story_of(store, WIRE)
     # Story numbers survive the rebuild.
@@ -156,9 +162,9 @@ def test_a_split_is_remembered_across_rebuilds(store: Store) -> None:
     save(store, "other", draft("https://other.example/3", text=article(1)), at=LATE)
     assert one(store, "SELECT count(*) FROM stories") == 2
     with pytest.raises(StoreError, match="alone in story"):
-        store.split_item(partner_id, now=LATE)
+        split_item(store, partner_id, now=LATE)
     with pytest.raises(StoreError, match="no item"):
-        store.split_item(999, now=LATE)
+        split_item(store, 999, now=LATE)
 
 
 def test_rebuild_applies_new_thresholds_and_fingerprints_old_items(store: Store) -> None:
@@ -167,7 +173,7 @@ def test_rebuild_applies_new_thresholds_and_fingerprints_old_items(store: Store)
     save(store, "partner", draft(PARTNER, text=edited, title="Other"), at=LATE, threshold=0.9)
     assert story_of(store, WIRE) != story_of(store, PARTNER)
     store.execute("DELETE FROM item_fingerprints")  # as if stored before dedup existed
-    rebuilt = store.rebuild_stories(DedupPolicy(threshold=0.3), now=LATE)
+    rebuilt = rebuild_stories(store, DedupPolicy(threshold=0.3), now=LATE)
     assert rebuilt.fingerprinted == 2
     assert rebuilt.joined == {"minhash": 1}
     assert story_of(store, WIRE) == story_of(store, PARTNER)
@@ -178,7 +184,7 @@ def test_rebuild_applies_new_thresholds_and_fingerprints_old_items(store: Store)
 def test_lookups_use_the_indexes(store: Store) -> None:
     save(store, "wire", draft(WIRE, text=article(1)))
     new = replace(
-        stories.load_copy(store.db, 1),
+        Transaction(store.db).load_copy(1),
         item_id=0,
         declared="https://x.example/a",
         title_key="t",
@@ -198,7 +204,7 @@ def test_lookups_use_the_indexes(store: Store) -> None:
 
     store.db.execute = explain  # type: ignore[method-assign]
     try:
-        stories.find_match(store.db, new, DedupPolicy())
+        find_match(Transaction(store.db), new, DedupPolicy())
     finally:
         del store.db.execute
     assert "SEARCH l USING PRIMARY KEY (week=? AND band=? AND key=?)" in plans
@@ -209,14 +215,14 @@ def test_lookups_use_the_indexes(store: Store) -> None:
 def test_listing_stories_with_their_sources(store: Store) -> None:
     save(store, "wire", draft(WIRE, text=article(1)), draft(WIRE + "2", text=article(2)))
     save(store, "partner", draft(PARTNER, text=article(1), title="Partner"), at=LATE)
-    rows = story_reads.stories(store.db, since=None, min_sources=2, feed=None, limit=10)
+    rows = open_reader(store.path).stories(since=None, min_sources=2, feed=None, limit=10)
     assert [(r["items"], r["sources"], r["feeds"], r["lead_url"]) for r in rows] == [
         (2, 2, "partner,wire", WIRE)
     ]
-    assert len(story_reads.stories(store.db, since=None, min_sources=1, feed=None, limit=10)) == 2
-    only = story_reads.stories(store.db, since=None, min_sources=1, feed="partner", limit=10)
+    assert len(open_reader(store.path).stories(since=None, min_sources=1, feed=None, limit=10)) == 2
+    only = open_reader(store.path).stories(since=None, min_sources=1, feed="partner", limit=10)
     assert [r["story"] for r in only] == [story_of(store, PARTNER)]
-    items = story_reads.story_items(store.db, story_of(store, WIRE))
+    items = open_reader(store.path).story_items(story_of(store, WIRE))
     assert [(i["lead"], i["feeds"], i["signal"]) for i in items] == [
         (1, "wire", None),
         (0, "partner", "minhash"),

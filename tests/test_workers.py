@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from aggregator.engine.pool import Workers, WorkerTimeout
 from aggregator.errors import NotAFeed
 from aggregator.models import ParsedFeed
-from aggregator.workers import Workers, WorkerTimeout
 
 GOOD = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
@@ -89,7 +89,7 @@ def test_time_queued_for_a_worker_does_not_count_toward_the_deadline() -> None:
 def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFixture) -> None:
     """Two workers: one stuck on a pathological feed, the other busy with an ordinary one
     when the stuck worker's pool is killed. The ordinary job runs again and succeeds."""
-    caplog.set_level(logging.INFO, logger="aggregator.workers")
+    caplog.set_level(logging.INFO, logger="aggregator.engine.pool")
     ordinary, stuck = slow_feed(10000), slow_feed(200000)  # stuck: ~20 times the other
 
     async def scenario() -> None:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from sqlite_utils import Database
 
-from aggregator.store.stories import refresh_story, week_of
-from aggregator.store.writes import chunked_lookup
+from aggregator.store.item_rows import chunked_lookup
+from aggregator.store.story_rows import refresh_story, week_of
 
 
 def _referrers(db: Database, table: str) -> list[tuple[str, str]]:

@@ -21,8 +21,8 @@ import sys
 import time
 from multiprocessing import Pool
 
-from aggregator.dedup import BANDS, NUM_PERM, ROWS, SHINGLE_WORDS, DedupPolicy
 from aggregator.models import Settings
+from aggregator.stories.dedup import BANDS, NUM_PERM, ROWS, SHINGLE_WORDS, DedupPolicy
 from benchmarks.dedup import corpus, report
 from benchmarks.dedup.labelled import text_pairs
 from benchmarks.dedup.quality import evaluate, judge, make_copies
@@ -33,7 +33,7 @@ RESULTS = corpus.CACHE / "dedup.md"
 
 def _extract_one(job: tuple[str, str]) -> str | None:
     from aggregator.errors import ExtractError
-    from aggregator.extract import extract_article
+    from aggregator.extract.article import extract_article
 
     url, html = job
     try:

@@ -49,7 +49,7 @@ def _cached(name: str, files: list[Path], build: object) -> list[dict[str, str]]
 
 def _extract(job: tuple[str, str]) -> dict[str, str] | None:
     from aggregator.errors import ExtractError
-    from aggregator.extract import extract_article
+    from aggregator.extract.article import extract_article
 
     url, path = job
     try:
@@ -83,7 +83,7 @@ def articles(corpora: Path = CORPORA) -> list[Article]:
 def feed_items(corpora: Path = CORPORA) -> list[FeedItem]:
     """Each feed-snapshots entry once, as first seen (feed, GUID or link)."""
     from aggregator.errors import AggregatorError
-    from aggregator.parse import parse_feed
+    from aggregator.parse.feed import parse_feed
 
     folder = corpora / "feed-snapshots"
     files = sorted(folder.glob("*/*.xml"))

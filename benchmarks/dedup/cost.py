@@ -13,7 +13,7 @@ A store grows by keeping history: the items arrive at a steady PER_DAY (a newsro
 hundred-odd feeds), so 10k items span 10 days and 1M nearly three years, while the time
 window always holds about the same number. One more row packs 100k items into 10 days, ten
 times the rate, to show what a denser window costs. Only the lookup is timed:
-stories.find_match, that is the canonical URL, headline and LSH probes, the candidates'
+stories.placement.find_match, that is the canonical URL, headline and LSH probes, the candidates'
 signatures and the decision, on the writer's own connection.
 """
 
@@ -32,9 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aggregator import dedup
-from aggregator.dedup import Copy, DedupPolicy
-from aggregator.store import Store, stories
+from aggregator.models import Copy
+from aggregator.store import Store
+from aggregator.store.story_rows import week_of
+from aggregator.store.transaction import Transaction
+from aggregator.stories import dedup
+from aggregator.stories.dedup import DedupPolicy
+from aggregator.stories.placement import candidates, find_match
 from aggregator.times import iso_utc, parse_iso
 from benchmarks.dedup import corpus
 
@@ -170,7 +174,7 @@ def build_store(
                 for k in range(count)
             ),
         )
-        weeks = np.array([stories.week_of(s) for s in seen], dtype=np.int64)
+        weeks = np.array([week_of(s) for s in seen], dtype=np.int64)
         for rows in _band_rows(sigs, weeks):
             conn.executemany(
                 "INSERT INTO lsh_bands (week, band, key, item_id) VALUES (?, ?, ?, ?)", rows
@@ -207,16 +211,17 @@ def time_lookups(
 ) -> tuple[list[float], float]:
     """Seconds per lookup (after a warm-up), and the mean number of candidates read."""
     store = Store.open(str(path))
+    book = Transaction(store.db)  # reads only: no transaction needs opening
     found = []
     try:
         for probe in probes[:WARM_UP]:
-            stories.find_match(store.db, probe, policy)
+            find_match(book, probe, policy)
         seconds = []
         for probe in probes[WARM_UP:]:
             t0 = time.perf_counter()
-            stories.find_match(store.db, probe, policy)
+            find_match(book, probe, policy)
             seconds.append(time.perf_counter() - t0)
-            found.append(len(stories.candidates(store.db, probe, policy)))
+            found.append(len(candidates(book, probe, policy)))
     finally:
         store.close()
     return seconds, statistics.fmean(found)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from aggregator import dedup
+from aggregator.stories import dedup
 from aggregator.times import iso_utc, parse_iso
 from aggregator.urls import canonical_url
 from benchmarks.dedup.corpus import Article

@@ -1,6 +1,6 @@
 """Precision and recall on the labelled pairs: each signal alone, the signals combined as
 dedup.best_match tries them, and the whole store path (every copy saved in time order through
-writes.save_drafts into a real SQLite file, then: did each pair end in one story?)."""
+the writer's transaction into a real SQLite file, then: did each pair end in one story?)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aggregator import dedup
-from aggregator.dedup import Copy, DedupPolicy, Match
-from aggregator.models import Article, Entry, FeedConfig, ItemDraft
-from aggregator.store import Store, writes
+from aggregator.models import Article, Copy, Entry, Fate, FeedConfig, ItemDraft, Match
+from aggregator.store import Store
+from aggregator.stories import dedup
+from aggregator.stories.dedup import DedupPolicy
+from aggregator.stories.placement import place_item
 from aggregator.urls import canonical_url
 from benchmarks.dedup.labelled import Pair, Side
 
@@ -163,10 +164,12 @@ def store_run(
         ]
         store.sync_feeds(configs, now=ordered[0].seen_at)
         started = time.perf_counter()
-        with store.db.atomic():
+        with store.transaction() as tx:
             for side in ordered:
                 draft = _draft(side, copies[side.key])
-                writes.save_drafts(store.db, side.feed, [draft], now=side.seen_at, dedup=policy)
+                done, item_id = tx.apply_entry(side.feed, draft, now=side.seen_at)
+                if done is Fate.NEW:
+                    place_item(tx, item_id, draft.fingerprint, policy, now=side.seen_at)
         seconds = time.perf_counter() - started
         story_of = {
             (feed, guid): story

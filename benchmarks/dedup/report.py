@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from aggregator.dedup import DedupPolicy
+from aggregator.stories.dedup import DedupPolicy
 from benchmarks.dedup.quality import Report, Score, Verdict, kinds, score
 
 SIGNAL_ORDER = ("canonical_url", "title", "minhash")

@@ -9,7 +9,7 @@ import random
 from collections.abc import Sequence
 from datetime import timedelta
 
-from aggregator import dedup
+from aggregator.stories import dedup
 from aggregator.times import parse_iso
 from benchmarks.dedup.corpus import FeedItem
 from benchmarks.dedup.edits import reword, rewrite_headline

@@ -1,0 +1,157 @@
+"""The `aggregator` command group, its global options, and what every command shares:
+the context (config, database), error handling, and the common options.
+
+Each command loads what it needs, calls one library function, formats the result and maps
+domain errors to a clean message and exit code (0 good, 1 some feeds failed, 2 bad usage or
+configuration).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aggregator import __version__
+from aggregator.cli.tables import FORMATS
+from aggregator.errors import AggregatorError, InvalidConfig, StoreError
+from aggregator.models import Config, Settings
+from aggregator.times import since_to_iso, utc_now
+
+DEFAULT_CONFIG = "feeds.yaml"
+DEFAULT_DB = "data/aggregator.db"
+
+
+class Context:
+    def __init__(self, config_path: str, db_path: str | None) -> None:
+        self.config_path = config_path
+        self.db_override = db_path
+        self._config: Config | None = None
+        self._warned = False
+
+    def config(self) -> Config:
+        if self._config is None:
+            from aggregator.config.loader import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def db_path(self) -> str:
+        """--db / AGGREGATOR_DB, else the config's database (relative to the config file).
+
+        A feeds.yaml with problems does not stop the commands that only read the store:
+        its settings.database is read on its own, with a warning, else the default."""
+        if self.db_override:
+            return self.db_override
+        if not Path(self.config_path).exists():
+            return DEFAULT_DB
+        try:
+            database = Path(self.config().settings.database)
+        except InvalidConfig:
+            from aggregator.config.loader import database_setting
+
+            database = Path(database_setting(self.config_path) or Settings().database)
+            self._warn(f"{self.config_path} has problems (run `aggregator check`)")
+        if not database.is_absolute():
+            database = Path(self.config_path).parent / database
+        return str(database)
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            click.echo(f"aggregator: warning: {message}", err=True)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"aggregator: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors into a message and exit code instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InvalidConfig as exc:
+            _fail(f"{len(exc.problems)} problem(s) in the configuration:\n{exc}", 2)
+        except StoreError as exc:
+            _fail(str(exc), 2)
+        except AggregatorError as exc:
+            _fail(str(exc), 1)
+
+    return wrapper
+
+
+# What `items` and `search` tables show; json, ndjson and csv carry every column.
+ITEM_COLUMNS = (
+    "id",
+    "first_seen_at",
+    "feeds",
+    "story_id",
+    "story_items",
+    "extract_status",
+    "title",
+)
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format; json and ndjson are stable for scripts.",
+)
+
+
+def since_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--since",
+        help="Only items first seen after this: a duration back from now (2h, 3d) "
+        "or a date (2026-11-27).",
+    )(func)
+
+
+def since_iso(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return since_to_iso(value, now=utc_now())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aggregator")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="AGGREGATOR_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="feeds.yaml to use (env AGGREGATOR_CONFIG).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    envvar="AGGREGATOR_DB",
+    help="SQLite store (env AGGREGATOR_DB); default: settings.database, else data/aggregator.db.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, db_path: str | None) -> None:
+    """A newsroom's feed aggregator: polls wire and partner feeds, extracts the articles and
+    keeps every story once in one SQLite store.
+
+    \b
+    Example:
+      aggregator fetch && aggregator items --since 2h
+    """
+    ctx.obj = Context(config_path, db_path)

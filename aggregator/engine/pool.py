@@ -1,0 +1,279 @@
+"""Where the CPU-heavy stages run: a process pool sized to the machine.
+
+Parse, extract and fingerprint take bytes or text and return plain data, so they cross the
+process boundary cheaply. The pool forks from a server process that has already imported
+them (forkserver preload), so a worker starts in milliseconds instead of re-importing
+trafilatura.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import weakref
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from aggregator.errors import AggregatorError
+from aggregator.extract.article import extract_article
+from aggregator.models import Article, Fingerprint, Outcome, ParsedFeed
+from aggregator.parse.feed import parse_feed
+from aggregator.stories.dedup import fingerprint
+
+log = logging.getLogger(__name__)
+
+
+class WorkerCrashed(AggregatorError):
+    outcome = Outcome.INTERNAL_ERROR
+
+
+class WorkerTimeout(AggregatorError):
+    """Parsing or extracting one body took too long (hostile or pathological input)."""
+
+    outcome = Outcome.TIMEOUT
+
+
+# feedparser's fallback parser needs seconds per MB of broken XML, and trafilatura can be
+# slow on giant pages: past these limits the worker is killed rather than waited for.
+PARSE_TIMEOUT_S = 60.0
+EXTRACT_TIMEOUT_S = 30.0
+
+
+def _start_worker(pid: int) -> None:
+    """In each worker. Ctrl-C reaches the whole process group: the parent stops gracefully,
+    so the workers ignore it rather than die under the jobs in flight. And a worker exits
+    when the process that started the pool is gone: it holds both ends of its job queue, so
+    it never sees EOF when its parent is killed with kill -9 (and its parent is the
+    forkserver anyway); without this it would wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, another user's (only after pid reuse)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def default_processes() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def worker_processes(executor: Executor) -> list[BaseProcess]:
+    """The worker processes of a ProcessPoolExecutor (none for a thread pool), to kill them.
+
+    It reads a private attribute: ProcessPoolExecutor gives no public access to its workers
+    before Python 3.14, and 3.14's kill_workers() shuts the pool down with
+    cancel_futures=True, which `Workers._discard` explains we must not do.
+    `multiprocessing.active_children()` would list every pool's workers, not this one's.
+    `_processes` ({pid: process}, None once the pool is shut down) has been there since
+    Python 3.2; tests/test_private_apis.py fails if it goes.
+    """
+    if not isinstance(executor, ProcessPoolExecutor):
+        return []
+    return list((executor._processes or {}).values())
+
+
+@dataclass(eq=False)
+class _Pool:
+    executor: Executor
+    killed: bool = False  # by us, for a stuck job: the others in it did nothing wrong
+
+
+class _TakenDown(Exception):
+    """The job never finished through no fault of its own: run it again on a fresh pool."""
+
+
+class Workers:
+    """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging).
+
+    A job waits for a free worker before its deadline starts, so a queue of slow but honest
+    jobs never times out. A job past its deadline has its pool killed (a process cannot be
+    interrupted any other way); the other jobs that were running in that pool start again on
+    a fresh one, once.
+    """
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        *,
+        parse_timeout_s: float = PARSE_TIMEOUT_S,
+        extract_timeout_s: float = EXTRACT_TIMEOUT_S,
+    ) -> None:
+        self.processes = default_processes() if processes is None else processes
+        self.parse_timeout_s = parse_timeout_s
+        self.extract_timeout_s = extract_timeout_s
+        self._current: _Pool | None = None
+        # One per event loop: a Workers outlives the asyncio.run of a test or a CLI command,
+        # and a semaphore belongs to the loop it first waits in.
+        self._free: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _pool(self) -> _Pool:
+        if self._current is None:
+            if self.processes == 0:
+                executor: Executor = ThreadPoolExecutor(max_workers=1)
+            else:
+                context = multiprocessing.get_context("forkserver")
+                # trafilatura and datasketch too: extract and dedup import them lazily to keep
+                # the CLI's start fast, and each fresh worker would pay for them again.
+                context.set_forkserver_preload(
+                    ["aggregator.engine.pool", "trafilatura", "datasketch"]
+                )
+                executor = ProcessPoolExecutor(
+                    max_workers=self.processes,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(os.getpid(),),
+                )
+            self._current = _Pool(executor)
+        return self._current
+
+    def _free_workers(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        free = self._free.get(loop)
+        if free is None:
+            free = self._free[loop] = asyncio.Semaphore(max(1, self.processes))
+        return free
+
+    async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
+        try:
+            return await self._attempt(func, args, timeout=timeout, what=what)
+        except _TakenDown:
+            log.info("%s: its worker was stopped with a stuck job; running it again", what)
+        try:
+            return await self._attempt(func, args, timeout=timeout, what=what)
+        except _TakenDown:
+            raise WorkerTimeout(
+                f"{what} was stopped twice along with other inputs that took too long"
+            ) from None
+
+    async def _attempt(self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str) -> Any:
+        """Run the job once a worker is free; only the time it runs counts toward `timeout`."""
+        loop = asyncio.get_running_loop()
+        async with self._free_workers():
+            pool = self._pool()
+            try:
+                future = loop.run_in_executor(pool.executor, func, *args)
+            except BrokenProcessPool:  # a crash broke the pool before this job got in
+                self._discard(pool)
+                raise _TakenDown from None
+            # A job given up on (timeout, cancelled caller) is abandoned, never cancelled in
+            # the executor: asyncio.wait cancels nothing, unlike wait_for. CPython 3.11's
+            # executor thread dies with InvalidStateError, leaving the pool's processes and
+            # the interpreter's exit hanging, when a pool breaks under a job cancelled while
+            # queued. What an abandoned job ends with is news to nobody.
+            future.add_done_callback(_retrieve)
+            done, _ = await asyncio.wait([future], timeout=timeout)
+            if not done:
+                self._kill(pool)
+                raise WorkerTimeout(
+                    f"{what} took longer than {timeout:g} s; the input is too large or malformed"
+                )
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                if pool.killed:
+                    raise _TakenDown from None
+                # A worker died (out of memory on a hostile page, a crash in a C library):
+                # start a fresh pool for the next job and report this one as failed.
+                self._discard(pool)
+                raise WorkerCrashed("a worker process died while handling this input") from None
+
+    def _kill(self, pool: _Pool) -> None:
+        """Stop a pool whose worker is stuck; the next job gets a fresh pool. The jobs in
+        flight in it fail with BrokenProcessPool and, seeing `killed`, run again."""
+        pool.killed = True
+        processes = worker_processes(pool.executor)
+        self._discard(pool)
+        for process in processes:
+            process.kill()
+
+    def _discard(self, pool: _Pool) -> None:
+        """No new jobs for `pool`; the ones in it finish, fail or are killed on their own.
+
+        Nothing is cancelled: a job cancelled inside the executor while the pool breaks is
+        what makes the executor's thread die with InvalidStateError (see `_attempt`).
+        """
+        if self._current is pool:
+            self._current = None
+        pool.executor.shutdown(wait=False)
+
+    async def parse(
+        self, body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
+    ) -> ParsedFeed:
+        result: ParsedFeed = await self._run(
+            _parse,
+            body,
+            url,
+            content_type,
+            charset,
+            max_entries,
+            timeout=self.parse_timeout_s,
+            what="reading the feed",
+        )
+        return result
+
+    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
+        result: Article = await self._run(
+            _extract,
+            body,
+            url,
+            charset,
+            timeout=self.extract_timeout_s,
+            what="extracting the article",
+        )
+        return result
+
+    async def fingerprint(
+        self, title: str | None, text: str | None, summary: str | None
+    ) -> Fingerprint | None:
+        """The item's MinHash fingerprint for near-duplicate detection (dedup.fingerprint)."""
+        result: Fingerprint | None = await self._run(
+            fingerprint,
+            title,
+            text,
+            summary,
+            timeout=self.extract_timeout_s,
+            what="fingerprinting the article",
+        )
+        return result
+
+    def close(self) -> None:
+        """Shut the pool down; jobs still queued are cancelled, running ones finish."""
+        if self._current is not None:
+            self._current.executor.shutdown(wait=False, cancel_futures=True)
+            self._current = None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark the job's outcome as seen, so an abandoned job's error is not logged at exit."""
+    if not future.cancelled():
+        future.exception()
+
+
+# Module-level so they pickle by reference into the worker processes.
+def _parse(
+    body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
+) -> ParsedFeed:
+    return parse_feed(
+        body, url=url, content_type=content_type, charset=charset, max_entries=max_entries
+    )
+
+
+def _extract(body: bytes, url: str, charset: str | None) -> Article:
+    return extract_article(body, url=url, charset=charset)

@@ -1,0 +1,333 @@
+"""Refresh one feed: fetch -> parse -> extract -> store. Shared by `aggregator fetch` and
+the daemon, so both behave exactly alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from aggregator.engine.commit import commit_extraction, commit_refresh, with_fates
+from aggregator.engine.pool import Workers
+from aggregator.engine.stages import (
+    ArticleText,
+    FeedPoll,
+    PageFetch,
+    RefreshBatch,
+    commit_batch,
+    extract_page,
+    fetch_page,
+    fingerprint_article,
+    poll_feed,
+)
+from aggregator.errors import AggregatorError, InternalError
+from aggregator.extract.article import article_from_feed
+from aggregator.fetch.client import Fetcher
+from aggregator.models import (
+    Article,
+    Config,
+    ExtractStatus,
+    Fate,
+    FeedConfig,
+    FeedHistory,
+    FeedOutcome,
+    FeedState,
+    FeedStatus,
+    FetchRecord,
+    Fingerprint,
+    ItemDraft,
+    Outcome,
+    Validators,
+)
+from aggregator.schedule.after_refresh import after_failure, after_success
+from aggregator.schedule.due import policy_from, rate_window_start
+from aggregator.store import Store
+from aggregator.stories.dedup import DedupPolicy
+from aggregator.stories.identity import drafts_for
+from aggregator.times import iso_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_EXTRACT_ATTEMPTS = 3  # a page that failed this often is left with the feed's summary
+RETRIES_PER_REFRESH = 20
+
+
+@dataclass
+class Pipeline:
+    """What one run shares between feeds: the fetcher, the workers, the writer."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    workers: Workers
+    extract: bool = True  # False: --no-extract for this run
+    clock: Callable[[], datetime] = utc_now
+    rng: random.Random = field(default_factory=random.Random)  # the schedule's jitter
+    # Article pages already being fetched in this run, so two feeds listing the same
+    # article fetch its page once.
+    _pages: dict[str, asyncio.Task[tuple[Article | None, str | None]]] = field(default_factory=dict)
+    # How many page fetches each feed started itself (a page shared with another feed in the
+    # same run counts for the feed that fetched it).
+    _started: dict[str, int] = field(default_factory=dict)
+    # Items whose page was retried in this run (see _retry_pending).
+    _retried: set[int] = field(default_factory=set)
+
+    def _history(self, feed: FeedConfig, now: datetime) -> FeedHistory:
+        """The feed's history as the schedule sees it, with the user's interval override."""
+        since = iso_utc(rate_window_start(now, policy_from(self.config.settings)))
+        return replace(self.store.feed_history(feed.name, since=since), interval_s=feed.interval_s)
+
+    def _schedule(self, feed: FeedConfig) -> dict[str, Any]:
+        """after_success/after_failure's scheduling arguments, as of now."""
+        now = self.clock()
+        return {
+            "now": now,
+            "history": self._history(feed, now),
+            "policy": policy_from(self.config.settings),
+            "jitter": self.rng.uniform(-1.0, 1.0),
+        }
+
+    @property
+    def dedup(self) -> DedupPolicy:
+        """The near-duplicate thresholds from settings (dedup.py)."""
+        return DedupPolicy.from_settings(self.config.settings)
+
+    def configured_to_extract(self, feed: FeedConfig) -> bool:
+        return self.config.settings.extract if feed.extract is None else feed.extract
+
+    def extracts(self, feed: FeedConfig) -> bool:
+        """Whether this run fetches the feed's article pages (--no-extract turns it off)."""
+        return self.configured_to_extract(feed) and self.extract
+
+    async def refresh_feed(self, feed: FeedConfig) -> FeedOutcome:
+        """Never raises for anything a feed or page can do; the outcome says what happened."""
+        started = self.clock()
+        t0 = time.monotonic()
+        state = self.store.feed_state(feed.name)
+        if state.state == FeedStatus.GONE:
+            return FeedOutcome(
+                feed.name,
+                Outcome.GONE,
+                error="skipped: the server said the feed is gone (410); "
+                "remove it from feeds.yaml or give it a new URL",
+            )
+        # Pages that failed on earlier runs are retried alongside, not before, the feed.
+        retries = asyncio.ensure_future(self._retry_pending(feed))
+        try:
+            outcome = await self._refresh(feed, state, started)
+        except asyncio.CancelledError:  # shutting down: the retries stop too
+            retries.cancel()
+            raise
+        except AggregatorError as exc:
+            outcome = self._record_failure(feed, state, started, exc)
+        except Exception as exc:  # a bug must not stop the other feeds; it is recorded
+            log.exception("refreshing %s failed unexpectedly", feed.name)
+            outcome = self._record_failure(
+                feed, state, started, InternalError(f"unexpected error: {exc!r}")
+            )
+        await retries
+        return replace(
+            outcome,
+            pages_fetched=self._started.pop(feed.name, 0),  # new pages and retries alike
+            duration_ms=int((time.monotonic() - t0) * 1000),
+        )
+
+    async def _refresh(self, feed: FeedConfig, state: FeedState, started: datetime) -> FeedOutcome:
+        settings = self.config.settings
+        # After a 301/308 the feed is fetched from where it moved (until feeds.yaml changes).
+        url = state.permanent_url or state.url
+        poll = FeedPoll(
+            feed.name,
+            url,
+            Validators(state.etag, state.last_modified),
+            max_bytes=settings.max_feed_bytes,
+            max_entries=settings.max_entries,
+        )
+        polled = await poll_feed(poll, fetcher=self.fetcher, workers=self.workers)
+        result, parsed = polled.response, polled.parsed
+        record = FetchRecord(
+            feed=feed.name,
+            started_at=iso_utc(started),
+            url=url,
+            outcome=Outcome.NOT_MODIFIED,
+            http_status=result.status,
+            duration_ms=result.elapsed_ms,
+            bytes=polled.size,
+        )
+        if parsed is None:
+            update = after_success(state, result, None, **self._schedule(feed))
+            commit_refresh(self.store, feed.name, [], record, update)
+            return FeedOutcome(
+                feed.name,
+                Outcome.NOT_MODIFIED,
+                http_status=304,
+                fetch_ms=result.elapsed_ms,
+            )
+        drafts = await self._prepare(feed, drafts_for(parsed.entries))
+        warning = parsed.warning
+        if parsed.total_entries > len(parsed.entries):
+            warning = (
+                f"the feed has {parsed.total_entries} entries; only the first "
+                f"{len(parsed.entries)} were read (settings.max_entries)"
+            )
+        parsed = replace(parsed, warning=warning)
+        record = replace(record, outcome=Outcome.OK, entries=len(parsed.entries), warning=warning)
+        update = after_success(state, result, parsed, **self._schedule(feed))
+        batch = RefreshBatch(feed.name, tuple(drafts), record, update)
+        counts = commit_batch(batch, store=self.store, dedup=self.dedup)
+        return FeedOutcome(
+            feed.name,
+            Outcome.OK,
+            http_status=result.status,
+            entries=len(parsed.entries),
+            new_items=counts.new_items,
+            updated_items=counts.updated_items,
+            extract_failures=sum(d.extract_status == ExtractStatus.FAILED for d in drafts),
+            warning=warning,
+            fetch_ms=result.elapsed_ms,
+        )
+
+    async def _prepare(self, feed: FeedConfig, drafts: list[ItemDraft]) -> list[ItemDraft]:
+        """Keep the drafts the store lacks or that changed, each with its fate decided and,
+        for new items, its article and fingerprint attached."""
+        changed = with_fates(drafts, self.store.known_entries(feed.name, drafts))
+        return list(await asyncio.gather(*(self._prepare_one(feed, d) for d in changed)))
+
+    async def _prepare_one(self, feed: FeedConfig, draft: ItemDraft) -> ItemDraft:
+        known = draft.fate is not Fate.NEW
+        try:
+            draft = await self._attach_article(feed, draft, known)
+        except Exception as exc:  # one odd entry must not cost the feed its other entries
+            log.exception("preparing an entry of %s failed", feed.name)
+            if known:
+                return draft
+            return replace(
+                draft,
+                extract_status=ExtractStatus.FAILED,
+                extract_error=f"unexpected error: {exc!r}",
+            )
+        if known:
+            return draft  # the item exists and keeps its fingerprint
+        article = draft.article
+        title = draft.entry.title or (article.title if article else None)
+        text = article.text if article else None
+        return replace(draft, fingerprint=await self._fingerprint(title, text, draft.entry.summary))
+
+    async def _fingerprint(
+        self, title: str | None, text: str | None, summary: str | None
+    ) -> Fingerprint | None:
+        try:
+            return await fingerprint_article(
+                ArticleText(title, text, summary), workers=self.workers
+            )
+        except AggregatorError as exc:  # the item is still stored, as a story of its own
+            log.warning("fingerprinting an item failed: %s", exc)
+            return None
+
+    async def _attach_article(self, feed: FeedConfig, draft: ItemDraft, known: bool) -> ItemDraft:
+        from_feed = article_from_feed(
+            draft.entry, base_url=draft.entry.link or feed.url, force=feed.extract is False
+        )
+        if from_feed is not None:
+            return replace(draft, article=from_feed, extract_status=ExtractStatus.FEED)
+        if known:
+            return draft  # the item exists; its page was (or will be) handled on its own
+        if not draft.entry.link or draft.url is None:
+            return replace(
+                draft, extract_status=ExtractStatus.SKIPPED, extract_error="the entry has no link"
+            )
+        if not self.configured_to_extract(feed):
+            return replace(draft, extract_status=ExtractStatus.SKIPPED)
+        if not self.extract:
+            return draft  # --no-extract: left pending for a later run
+        article, error = await self._page(draft.url, draft.entry.link, feed.name)
+        if article is None:
+            return replace(draft, extract_status=ExtractStatus.FAILED, extract_error=error)
+        return replace(draft, article=article, extract_status=ExtractStatus.OK)
+
+    def forget_finished_pages(self) -> None:
+        """Drop the article pages already fetched: a run's pipeline keeps them so two feeds
+        listing one article fetch it once, but the daemon's pipeline lives for weeks."""
+        self._pages = {url: task for url, task in self._pages.items() if not task.done()}
+        self._retried.clear()
+
+    def _page(
+        self, url: str, link: str, feed: str
+    ) -> asyncio.Task[tuple[Article | None, str | None]]:
+        task = self._pages.get(url)
+        if task is None:
+            self._started[feed] = self._started.get(feed, 0) + 1
+            task = asyncio.ensure_future(self._fetch_article(url, link))
+            self._pages[url] = task
+        return task
+
+    async def _fetch_article(self, url: str, link: str) -> tuple[Article | None, str | None]:
+        try:
+            request = PageFetch(url, link, self.config.settings.max_page_bytes)
+            page = await fetch_page(request, fetcher=self.fetcher)
+            return await extract_page(page, workers=self.workers), None
+        except AggregatorError as exc:
+            return None, str(exc)
+
+    async def _retry_pending(self, feed: FeedConfig) -> int:
+        """Pages that failed (or were skipped with --no-extract) on earlier runs."""
+        if not self.extracts(feed):
+            return 0
+        pending = self.store.pending_pages(
+            feed.name, max_attempts=MAX_EXTRACT_ATTEMPTS, limit=RETRIES_PER_REFRESH
+        )
+        # An item seen in several feeds is retried once per run, through the shared pages.
+        pending = [p for p in pending if p[0] not in self._retried]
+        self._retried.update(item_id for item_id, _, _ in pending)
+        done = await asyncio.gather(
+            *(self._retry_page(feed, item_id, url, link) for item_id, url, link in pending)
+        )
+        return sum(done)
+
+    async def _retry_page(self, feed: FeedConfig, item_id: int, url: str, link: str) -> bool:
+        """One earlier failure again; never raises (the feed's own refresh must go on)."""
+        try:
+            article, error = await self._page(url, link, feed.name)
+            fingerprint = None
+            if article is not None:  # the text arrived: the item is matched again by it
+                fingerprint = await self._fingerprint(article.title, article.text, None)
+            commit_extraction(
+                self.store,
+                item_id,
+                article,
+                error,
+                fingerprint=fingerprint,
+                dedup=self.dedup,
+                now=iso_utc(self.clock()),
+            )
+        except Exception:
+            log.exception("retrying the page of item %s failed", item_id)
+            return False
+        return True
+
+    def _record_failure(
+        self, feed: FeedConfig, state: FeedState, started: datetime, exc: AggregatorError
+    ) -> FeedOutcome:
+        status = getattr(exc, "status", None)
+        record = FetchRecord(
+            feed=feed.name,
+            started_at=iso_utc(started),
+            url=state.permanent_url or state.url,
+            outcome=exc.outcome,
+            http_status=status,
+            error=str(exc),
+        )
+        update = after_failure(
+            state,
+            outcome=exc.outcome,
+            error=str(exc),
+            retry_after_s=getattr(exc, "retry_after_s", None),
+            **self._schedule(feed),
+        )
+        commit_refresh(self.store, feed.name, [], record, update)
+        return FeedOutcome(feed.name, exc.outcome, http_status=status, error=str(exc))

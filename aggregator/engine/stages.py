@@ -1,0 +1,138 @@
+"""The stages as calls on plain values: each network or CPU stage takes one serialisable
+input and returns one serialisable output (`engine.messages` turns them into JSON and back),
+so a stage runs in-process, in the local worker pool or, unchanged, behind a queue.
+
+What a stage needs to do its work (the fetcher's connections, the worker pool, the store's
+writer) is the executor's, passed beside the message, never inside it.
+
+    poll a feed          FeedPoll       -> PolledFeed       fetch + parse (network, then CPU)
+    fetch a page         PageFetch      -> PageBody         network
+    extract an article   PageBody       -> Article          CPU (worker pool)
+    fingerprint it       ArticleText    -> Fingerprint|None CPU (worker pool)
+    commit a batch       RefreshBatch   -> SaveCounts       the one writer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from aggregator.engine.commit import commit_refresh
+from aggregator.engine.pool import Workers
+from aggregator.errors import FetchError
+from aggregator.fetch.client import Fetcher
+from aggregator.models import (
+    Article,
+    FeedUpdate,
+    FetchRecord,
+    FetchResult,
+    Fingerprint,
+    ItemDraft,
+    ParsedFeed,
+    SaveCounts,
+    Validators,
+)
+from aggregator.store import Store
+from aggregator.stories.dedup import DedupPolicy
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9,"
+    " text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPoll:
+    """Poll one feed: where, with what the server said last time."""
+
+    feed: str
+    url: str
+    validators: Validators
+    max_bytes: int
+    max_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolledFeed:
+    """The server's answer (its body dropped once parsed) and the entries it carried."""
+
+    feed: str
+    response: FetchResult  # body empty: `size` says how large it was
+    size: int
+    parsed: ParsedFeed | None  # None: 304 Not Modified
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetch:
+    url: str  # canonical: the key two feeds share
+    link: str  # as the feed gave it: what is fetched
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageBody:
+    """An article page as fetched: the input of extraction."""
+
+    url: str  # after redirects
+    body: bytes
+    charset: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleText:
+    """What a fingerprint is made of."""
+
+    title: str | None
+    text: str | None
+    summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshBatch:
+    """Everything one refresh of one feed commits, in one transaction."""
+
+    feed: str
+    drafts: tuple[ItemDraft, ...]
+    fetch: FetchRecord
+    update: FeedUpdate
+
+
+async def poll_feed(request: FeedPoll, *, fetcher: Fetcher, workers: Workers) -> PolledFeed:
+    response = await fetcher.get(
+        request.url,
+        validators=request.validators,
+        max_bytes=request.max_bytes,
+        accept=FEED_ACCEPT,
+    )
+    parsed = None
+    if not response.not_modified:
+        parsed = await workers.parse(
+            response.body,
+            response.final_url,
+            response.content_type,
+            response.charset,
+            request.max_entries,
+        )
+    return PolledFeed(request.feed, replace(response, body=b""), len(response.body), parsed)
+
+
+async def fetch_page(request: PageFetch, *, fetcher: Fetcher) -> PageBody:
+    page = await fetcher.get_page(request.link, max_bytes=request.max_bytes, accept=PAGE_ACCEPT)
+    if page.content_type and page.content_type not in HTML_TYPES:
+        raise FetchError(
+            f"the link serves {page.content_type}, not an HTML article page", url=page.final_url
+        )
+    return PageBody(page.final_url, page.body, page.charset)
+
+
+async def extract_page(page: PageBody, *, workers: Workers) -> Article:
+    return await workers.extract(page.body, page.url, page.charset)
+
+
+async def fingerprint_article(text: ArticleText, *, workers: Workers) -> Fingerprint | None:
+    return await workers.fingerprint(text.title, text.text, text.summary)
+
+
+def commit_batch(batch: RefreshBatch, *, store: Store, dedup: DedupPolicy) -> SaveCounts:
+    return commit_refresh(store, batch.feed, batch.drafts, batch.fetch, batch.update, dedup=dedup)

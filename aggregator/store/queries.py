@@ -1,0 +1,93 @@
+"""Read-only queries behind the CLI's listing commands. Each returns plain dict rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlite_utils import Database
+
+from aggregator.errors import StoreError
+
+Row = dict[str, Any]
+
+_ITEM_COLUMNS = (
+    "i.id, i.published_at, i.first_seen_at, f.feeds, i.title, i.url, i.author, i.language,"
+    " i.extract_status, i.story_id,"
+    # How many items share its story (1: no duplicate known); `aggregator stories show`.
+    " (SELECT item_count FROM stories s WHERE s.id = i.story_id) AS story_items"
+)
+_ITEM_FEEDS = (
+    "LEFT JOIN (SELECT item_id, group_concat(DISTINCT feed) AS feeds FROM sightings"
+    " GROUP BY item_id) f ON f.item_id = i.id"
+)
+
+
+def dict_rows(db: Database, sql: str, params: list[Any]) -> list[Row]:
+    try:
+        cursor = db.execute(sql, params)
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc)) from exc
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _filters(since: str | None, feed: str | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("i.first_seen_at >= ?")
+        params.append(since)
+    if feed is not None:
+        clauses.append("i.id IN (SELECT item_id FROM sightings WHERE feed = ?)")
+        params.append(feed)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def items(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
+    """Newest first, by when we first saw them (feeds' own dates are often wrong)."""
+    where, params = _filters(since, feed)
+    return dict_rows(
+        db,
+        f"SELECT {_ITEM_COLUMNS} FROM items i {_ITEM_FEEDS}{where}"
+        " ORDER BY i.first_seen_at DESC, i.id DESC LIMIT ?",
+        [*params, limit],
+    )
+
+
+def search(
+    db: Database, query: str, *, since: str | None, feed: str | None, limit: int
+) -> list[Row]:
+    """Full-text search over titles and article text, best match first.
+
+    The query may use FTS5 syntax (AND, OR, NOT, "phrases", prefix*); if it is not valid
+    FTS5 it is searched as plain words instead of failing.
+    """
+    where, params = _filters(since, feed)
+    where = where.replace(" WHERE ", " AND ", 1)
+    sql = (
+        f"SELECT {_ITEM_COLUMNS}, snippet(items_fts, 1, '[', ']', '…', 12) AS snippet"
+        f" FROM items_fts JOIN items i ON i.id = items_fts.rowid {_ITEM_FEEDS}"
+        f" WHERE items_fts MATCH ?{where} ORDER BY items_fts.rank LIMIT ?"
+    )
+    try:
+        return dict_rows(db, sql, [query, *params, limit])
+    except StoreError:
+        return dict_rows(db, sql, [db.quote_fts(query), *params, limit])
+
+
+def feeds(db: Database) -> list[Row]:
+    """Each feed's health, the ones needing attention first."""
+    return dict_rows(
+        db,
+        "SELECT name, state, url, permanent_url, last_fetched_at, last_success_at,"
+        " next_fetch_at, error_count, last_outcome, last_error, last_warning,"
+        " (SELECT count(*) FROM sightings s WHERE s.feed = feeds.name) AS items"
+        " FROM feeds ORDER BY CASE state WHEN 'gone' THEN 0 WHEN 'failing' THEN 1"
+        " WHEN 'ok' THEN 2 ELSE 3 END, name",
+        [],
+    )
+
+
+def query(db: Database, sql: str, params: list[Any] | None = None) -> list[Row]:
+    """Any SQL the reader connection allows (it is read-only)."""
+    return dict_rows(db, sql, params or [])

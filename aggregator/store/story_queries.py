@@ -1,0 +1,89 @@
+"""Read-only queries behind `aggregator stories`: stories with their sources, and why each
+item joined its story."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from aggregator.store.queries import Row, dict_rows
+
+_SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
+
+
+def _story_filters(since: str | None, feed: str | None) -> tuple[list[str], list[Any]]:
+    """WHERE clauses on stories `s`: carried since a time, or by a feed."""
+    clauses: list[str] = ["1"]
+    params: list[Any] = []
+    if since is not None:
+        clauses.append("s.last_seen_at >= ?")
+        params.append(since)
+    if feed is not None:
+        clauses.append(
+            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
+            " WHERE sg.feed = ?)"
+        )
+        params.append(feed)
+    return clauses, params
+
+
+def stories(
+    db: Database, *, since: str | None, min_sources: int, feed: str | None, limit: int
+) -> list[Row]:
+    """Latest first (by the last time any feed carried them), with their feeds."""
+    clauses, params = _story_filters(since, feed)
+    sql = (
+        "SELECT * FROM (SELECT s.id AS story, s.last_seen_at, s.first_seen_at,"
+        f" s.item_count AS items, {_SOURCES.format('count(DISTINCT sg.feed)')} AS sources,"
+        f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS feeds,"
+        " s.title, lead.url AS lead_url FROM stories s"
+        " LEFT JOIN items lead ON lead.id = s.lead_item_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC)"
+        " WHERE sources >= ? LIMIT ?"
+    )
+    rows = dict_rows(db, sql, [*params, min_sources, limit])
+    for row in rows:  # group_concat's order is SQLite's whim
+        row["feeds"] = ",".join(sorted((row["feeds"] or "").split(",")))
+    return rows
+
+
+def story_items(db: Database, story_id: int) -> list[Row]:
+    """The story's items, lead first, each with the signal and score that joined it."""
+    return dict_rows(
+        db,
+        "SELECT i.id AS item, i.id = s.lead_item_id AS lead,"
+        " (SELECT group_concat(DISTINCT sg.feed) FROM sightings sg WHERE sg.item_id = i.id)"
+        " AS feeds,"
+        " (SELECT max(fd.priority) FROM sightings sg JOIN feeds fd ON fd.name = sg.feed"
+        " WHERE sg.item_id = i.id) AS priority,"
+        " i.first_seen_at, l.signal, l.score, l.matched_item_id AS matched_item, i.title, i.url"
+        " FROM items i JOIN stories s ON s.id = i.story_id"
+        " LEFT JOIN story_links l ON l.item_id = i.id"
+        " WHERE i.story_id = ? ORDER BY lead DESC, i.first_seen_at, i.id",
+        [story_id],
+    )
+
+
+def story(db: Database, story_id: int) -> Row | None:
+    rows = dict_rows(
+        db,
+        "SELECT id AS story, title, lead_item_id, item_count AS items, first_seen_at,"
+        " last_seen_at FROM stories WHERE id = ?",
+        [story_id],
+    )
+    return rows[0] if rows else None
+
+
+def export_entries(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
+    """Stories with their lead item's content, latest first, for `aggregator export`."""
+    clauses, params = _story_filters(since, feed)
+    sql = (
+        "SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title, lead.url,"
+        " lead.summary, lead.html, lead.author, lead.published_at, lead.image,"
+        " s.first_seen_at, s.last_seen_at,"
+        f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS sources"
+        " FROM stories s JOIN items lead ON lead.id = s.lead_item_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?"
+    )
+    return dict_rows(db, sql, [*params, limit])

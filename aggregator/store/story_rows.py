@@ -1,0 +1,322 @@
+"""The SQL of stories: items as copies to compare, the LSH band index, and a story's rows.
+
+Which story an item belongs to is decided in `aggregator.stories`; these functions read what
+it compares and write what it decided, inside a transaction their caller opened. Lookups are
+index probes (the canonical URL and headline indexes, one probe per LSH band), so their cost
+does not grow with the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlite_utils import Database
+
+from aggregator.errors import StoreError
+from aggregator.models import Copy, Fingerprint, Match
+from aggregator.times import parse_iso
+
+MAX_CANDIDATES = 200  # per signal; only a template repeated all day comes near it
+
+# The feeds column: those of the item's whole story (its own while it has none), so a feed's
+# boilerplate cannot reach its own items through another feed's copy (dedup.comparable).
+_COPY_COLUMNS = (
+    "i.id, i.first_seen_at, i.url, f.canonical_url, f.title_key, f.source, f.signature,"
+    " f.shingles, f.version, i.story_id,"
+    " CASE WHEN i.story_id IS NULL"
+    " THEN (SELECT group_concat(DISTINCT s.feed) FROM sightings s WHERE s.item_id = i.id)"
+    " ELSE (SELECT group_concat(DISTINCT s.feed) FROM items m"
+    " JOIN sightings s ON s.item_id = m.id WHERE m.story_id = i.story_id) END AS feeds"
+)
+_COPY_SOURCE = "items i LEFT JOIN item_fingerprints f ON f.item_id = i.id"
+
+
+def stored_fingerprint(
+    source: str | None, signature: bytes | None, shingles: int | None, version: int | None
+) -> Fingerprint | None:
+    """A fingerprint as item_fingerprints holds it (band keys are not stored with it)."""
+    if source is None or signature is None or version is None:
+        return None
+    return Fingerprint(source, bytes(signature), (), int(shingles or 0), int(version))
+
+
+def _copy(row: Any) -> Copy:
+    return Copy(
+        item_id=int(row["id"]),
+        first_seen_at=str(row["first_seen_at"]),
+        url=row["url"],
+        declared=row["canonical_url"],
+        title_key=row["title_key"],
+        fingerprint=stored_fingerprint(
+            row["source"], row["signature"], row["shingles"], row["version"]
+        ),
+        story_id=row["story_id"],
+        feeds=frozenset(row["feeds"].split(",")) if row["feeds"] else frozenset(),
+    )
+
+
+def _copies(db: Database, where: str, params: Sequence[Any], prefix: str = "") -> list[Copy]:
+    cursor = db.execute(f"{prefix}SELECT {_COPY_COLUMNS} FROM {_COPY_SOURCE} {where}", params)
+    names = [d[0] for d in cursor.description]
+    return [_copy(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+
+def load_copy(db: Database, item_id: int) -> Copy:
+    """The item as stored, with its stored fingerprint (if any)."""
+    found = _copies(db, "WHERE i.id = ?", [item_id])
+    if not found:
+        raise StoreError(f"there is no item {item_id}")
+    return found[0]
+
+
+def headline(db: Database, item_id: int) -> tuple[str | None, str | None]:
+    """The item's title and the canonical URL its page declares."""
+    row = db.execute("SELECT title, page_canonical_url FROM items WHERE id = ?", [item_id])
+    title, declared = row.fetchone()
+    return title, declared
+
+
+# -- fingerprints and the LSH index -------------------------------------------------------------
+
+
+def week_of(moment: str) -> int:
+    """The LSH index's time bucket (see the 0004 migration)."""
+    return parse_iso(moment).date().toordinal() // 7
+
+
+def stored_signature(db: Database, item_id: int) -> bytes | None:
+    row = db.execute(
+        "SELECT signature FROM item_fingerprints WHERE item_id = ?", [item_id]
+    ).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+def save_fingerprint(db: Database, copy: Copy, *, old_bands: Sequence[int] = ()) -> None:
+    """Store the copy's title key, declared canonical URL and fingerprint; re-index its bands
+    (`old_bands`: those of the fingerprint it replaces)."""
+    week = week_of(copy.first_seen_at)
+    if old_bands:
+        db.conn.executemany(
+            "DELETE FROM lsh_bands WHERE week = ? AND band = ? AND key = ? AND item_id = ?",
+            [(week, b, k, copy.item_id) for b, k in enumerate(old_bands)],
+        )
+    fp = copy.fingerprint
+    db.execute(
+        "INSERT OR REPLACE INTO item_fingerprints (item_id, title_key, canonical_url, source,"
+        " shingles, signature, version, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            copy.item_id,
+            copy.title_key,
+            copy.declared,
+            fp.source if fp else None,
+            fp.shingles if fp else None,
+            fp.signature if fp else None,
+            fp.version if fp else None,
+            copy.first_seen_at,
+        ],
+    )
+    if fp is not None:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO lsh_bands (week, band, key, item_id) VALUES (?, ?, ?, ?)",
+            [(week, b, k, copy.item_id) for b, k in enumerate(fp.bands)],
+        )
+
+
+# -- candidates -------------------------------------------------------------------------------
+
+_IN_A_STORY = "WHERE i.story_id IS NOT NULL AND i.id != ? AND "
+
+
+def by_canonical_url(db: Database, new: Copy) -> list[Copy]:
+    """Copies whose URL or declared canonical URL is the new one's, at any age."""
+    return _copies(
+        db,
+        _IN_A_STORY + "i.id IN (SELECT id FROM items WHERE url = ?"
+        " UNION SELECT item_id FROM item_fingerprints WHERE canonical_url IN (?, ?))",
+        [new.item_id, new.declared, new.url, new.declared],
+    )
+
+
+def by_title_key(db: Database, new: Copy, *, start: str, end: str) -> list[Copy]:
+    """Copies with the same headline key first seen between `start` and `end`, newest first."""
+    return _copies(
+        db,
+        _IN_A_STORY + "i.id IN (SELECT item_id FROM item_fingerprints WHERE title_key = ?"
+        " AND first_seen_at BETWEEN ? AND ? ORDER BY first_seen_at DESC LIMIT ?)",
+        [new.item_id, new.title_key, start, end, MAX_CANDIDATES],
+    )
+
+
+def by_bands(db: Database, new: Copy, bands: Sequence[int], *, start: str, end: str) -> list[Copy]:
+    """Copies first seen between `start` and `end` sharing at least one LSH band with the new
+    one, most bands first."""
+    probe = ", ".join("(?, ?)" for _ in bands)
+    params: list[Any] = [value for pair in enumerate(bands) for value in pair]
+    weeks = list(range(week_of(start), week_of(end) + 1))
+    return _copies(
+        db,
+        "JOIN shared ON shared.item_id = i.id"
+        " WHERE i.story_id IS NOT NULL AND f.first_seen_at BETWEEN ? AND ?",
+        [*params, *weeks, new.item_id, MAX_CANDIDATES, start, end],
+        prefix=f"WITH probe(band, key) AS (VALUES {probe}),"
+        " shared AS (SELECT l.item_id, count(*) AS bands FROM probe JOIN lsh_bands l"
+        f" ON l.week IN ({', '.join('?' for _ in weeks)})"
+        " AND l.band = probe.band AND l.key = probe.key"
+        " WHERE l.item_id != ? GROUP BY l.item_id ORDER BY bands DESC LIMIT ?) ",
+    )
+
+
+def split_from(db: Database, item_id: int) -> frozenset[int]:
+    """Stories holding an item an editor split this one from."""
+    rows = db.execute(
+        "SELECT i.story_id FROM story_splits sp JOIN items i ON i.id = sp.other_item_id"
+        " WHERE sp.item_id = ? UNION"
+        " SELECT i.story_id FROM story_splits sp JOIN items i ON i.id = sp.item_id"
+        " WHERE sp.other_item_id = ?",
+        [item_id, item_id],
+    ).fetchall()
+    return frozenset(int(r[0]) for r in rows if r[0] is not None)
+
+
+# -- a story's rows -------------------------------------------------------------------------------
+
+
+def story_size(db: Database, story_id: int) -> int:
+    row = db.execute("SELECT count(*) FROM items WHERE story_id = ?", [story_id]).fetchone()
+    return int(row[0])
+
+
+def story_of(db: Database, item_id: int) -> int | None:
+    row = db.execute("SELECT story_id FROM items WHERE id = ?", [item_id]).fetchone()
+    if row is None:
+        raise StoreError(f"there is no item {item_id}; `aggregator items` lists them")
+    return None if row[0] is None else int(row[0])
+
+
+def story_members(db: Database, story_id: int) -> list[int]:
+    rows = db.execute("SELECT id FROM items WHERE story_id = ? ORDER BY id", [story_id])
+    return [int(r[0]) for r in rows.fetchall()]
+
+
+def new_story(db: Database, item_id: int, prefer_id: int | None = None) -> int:
+    """A story for the item alone; `prefer_id` keeps its old number through a rebuild."""
+    taken = (
+        prefer_id is None
+        or db.execute("SELECT 1 FROM stories WHERE id = ?", [prefer_id]).fetchone()
+    )
+    first_seen = db.execute("SELECT first_seen_at FROM items WHERE id = ?", [item_id]).fetchone()[0]
+    cursor = db.execute(
+        "INSERT INTO stories (id, lead_item_id, first_seen_at, last_seen_at, item_count)"
+        " VALUES (?, ?, ?, ?, 1)",
+        [None if taken else prefer_id, item_id, first_seen, first_seen],
+    )
+    story_id = int(cursor.lastrowid or 0)
+    db.execute("UPDATE items SET story_id = ? WHERE id = ?", [story_id, item_id])
+    return story_id
+
+
+def move_item(db: Database, item_id: int, new: int) -> None:
+    """The item joins story `new`; the story it leaves is re-led, or dropped when empty."""
+    old = story_of(db, item_id)
+    db.execute("UPDATE items SET story_id = ? WHERE id = ?", [new, item_id])
+    if old is not None and old != new:
+        refresh_story(db, old)
+    refresh_story(db, new)
+
+
+def link_item(
+    db: Database, item_id: int, story_id: int, matched_item_id: int, match: Match, *, now: str
+) -> None:
+    """Record why the item joined the story (`aggregator stories show`)."""
+    db.execute(
+        "INSERT OR REPLACE INTO story_links (item_id, story_id, matched_item_id, signal, score,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [item_id, story_id, matched_item_id, match.signal, round(match.score, 4), now],
+    )
+
+
+def split_off(db: Database, item_id: int, others: Sequence[int], *, now: str) -> None:
+    """Remember that the item stays apart from `others`, and take it out of its story."""
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO story_splits (item_id, other_item_id, created_at) VALUES (?, ?, ?)",
+        [(item_id, other, now) for other in others],
+    )
+    db.execute("DELETE FROM story_links WHERE item_id = ?", [item_id])
+    db.execute("UPDATE items SET story_id = NULL WHERE id = ?", [item_id])
+
+
+def clear_stories(db: Database) -> list[tuple[int, int | None]]:
+    """Every item's story forgotten, for a rebuild: (item id, its old story id), oldest first."""
+    order = db.execute("SELECT id, story_id FROM items ORDER BY first_seen_at, id").fetchall()
+    for sql in (
+        "DELETE FROM story_links",
+        "DELETE FROM lsh_bands",
+        "UPDATE items SET story_id = NULL",
+        "DELETE FROM stories",
+    ):
+        db.execute(sql)
+    return [(int(i), None if s is None else int(s)) for i, s in order]
+
+
+def fingerprint_inputs(
+    db: Database, item_id: int
+) -> tuple[Fingerprint | None, str | None, str | None, str | None]:
+    """The item's stored fingerprint, and its title, text and summary to make a new one."""
+    row = db.execute(
+        "SELECT f.source, f.signature, f.shingles, f.version, i.title, i.text, i.summary"
+        " FROM items i LEFT JOIN item_fingerprints f ON f.item_id = i.id WHERE i.id = ?",
+        [item_id],
+    ).fetchone()
+    return stored_fingerprint(*row[:4]), row[4], row[5], row[6]
+
+
+def story_count(db: Database) -> int:
+    return int(db.execute("SELECT count(*) FROM stories").fetchone()[0])
+
+
+def choose_lead(members: Iterable[tuple[int, int | None, str]]) -> int:
+    """The story's lead item among (item_id, feed priority, first_seen_at): the highest
+    priority feed's copy (wire first), then the earliest, then the lowest id."""
+    return min(members, key=lambda m: (m[1] is None, -(m[1] or 0), m[2], m[0]))[0]
+
+
+def refresh_story(db: Database, story_id: int) -> None:
+    """Recompute a story's lead, title, count and times from its items; drop it when empty.
+    These columns only summarise the story's items, so the store keeps them current."""
+    members = db.execute(
+        "SELECT i.id, (SELECT max(fd.priority) FROM sightings s JOIN feeds fd ON fd.name = s.feed"
+        " WHERE s.item_id = i.id), i.first_seen_at, i.title,"
+        " (SELECT max(s.seen_at) FROM sightings s WHERE s.item_id = i.id)"
+        " FROM items i WHERE i.story_id = ?",
+        [story_id],
+    ).fetchall()
+    if not members:
+        db.execute("DELETE FROM stories WHERE id = ?", [story_id])
+        return
+    lead = choose_lead((m[0], m[1], m[2]) for m in members)
+    title = next(m[3] for m in members if m[0] == lead)
+    db.execute(
+        "UPDATE stories SET lead_item_id = ?, title = ?, item_count = ?, first_seen_at = ?,"
+        " last_seen_at = ? WHERE id = ?",
+        [
+            lead,
+            title,
+            len(members),
+            min(m[2] for m in members),
+            max(m[4] or m[2] for m in members),
+            story_id,
+        ],
+    )
+
+
+def refresh_story_of(db: Database, item_id: int) -> None:
+    story_id = story_of(db, item_id)
+    if story_id is not None:
+        refresh_story(db, story_id)
+
+
+def refresh_leads(db: Database) -> None:
+    """After feeds' priorities change: re-pick the lead of every story with several items."""
+    for (story_id,) in db.execute("SELECT id FROM stories WHERE item_count > 1").fetchall():
+        refresh_story(db, int(story_id))
