@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint typecheck pytest bench lock clean
+.PHONY: run test lint typecheck pytest bench golden lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "aggregator needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -33,6 +33,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Rewrite the golden files' expected output from the current code; review with git diff.
+golden: $(STAMP)
+	$(BIN)/python -m tests.golden.regenerate
 
 # Re-pin after editing dependencies in pyproject.toml (needs network to PyPI).
 lock:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import CORPORA
 
 from aggregator.errors import ExtractError
 from aggregator.extract.article import article_from_feed, extract_article
@@ -336,22 +339,55 @@ def test_no_article_text_is_an_error(body: bytes) -> None:
 # --- real pages ----------------------------------------------------------------------------
 
 
+@functools.cache
+def _eval_sample(root: Path) -> dict[str, dict[str, Any]]:
+    """Every 99th page of extraction-eval, by URL."""
+    cases = json.loads((root / "evaldata.json").read_text(encoding="utf-8"))
+    return dict(list(cases.items())[::99])
+
+
+def _eval_params() -> list[object]:
+    """One test per sampled page, named by its file; one skipped test without the corpora."""
+    if not CORPORA.is_dir():
+        reason = "../shared/corpora is absent"
+        return [pytest.param(None, id="absent", marks=pytest.mark.skip(reason=reason))]
+    cases = _eval_sample(CORPORA / "extraction-eval")
+    return [pytest.param(url, id=case["file"]) for url, case in cases.items()]
+
+
+@functools.cache
+def _eval_counts(root: Path, url: str) -> tuple[int, int, int, int]:
+    """Snippets on one page: `with` found and missed, `without` leaked and kept out.
+
+    Cached: the pooled test below reuses what the per-page tests found.
+    """
+    case = _eval_sample(root)[url]
+    path = root / "eval" / case["file"]
+    path = path if path.is_file() else root / "cache" / case["file"]
+    try:
+        text = " ".join(extract_article(path.read_bytes(), url=url).text.split())
+    except ExtractError:
+        text = ""
+    hits = sum(" ".join(s.split()) in text for s in case["with"])
+    slips = sum(" ".join(s.split()) in text for s in case["without"])
+    return hits, len(case["with"]) - hits, slips, len(case["without"]) - slips
+
+
+@pytest.mark.parametrize("url", _eval_params())
+def test_eval_corpus_page(url: str) -> None:
+    # Anything but an ExtractError fails the test; its id names the page's file.
+    _eval_counts(CORPORA / "extraction-eval", url)
+
+
 def test_eval_corpus_sample(corpora: Path) -> None:
     """Every 99th page of extraction-eval: `with` snippets mostly found, `without` mostly not."""
     root = corpora / "extraction-eval"
-    cases = list(json.loads((root / "evaldata.json").read_text(encoding="utf-8")).items())[::99]
+    cases = _eval_sample(root)
     found = missed = leaked = clean = 0
-    for url, case in cases:
-        path = root / "eval" / case["file"]
-        path = path if path.is_file() else root / "cache" / case["file"]
-        try:
-            text = " ".join(extract_article(path.read_bytes(), url=url).text.split())
-        except ExtractError:
-            text = ""
-        hits = sum(" ".join(s.split()) in text for s in case["with"])
-        found, missed = found + hits, missed + len(case["with"]) - hits
-        slips = sum(" ".join(s.split()) in text for s in case["without"])
-        leaked, clean = leaked + slips, clean + len(case["without"]) - slips
+    for url in cases:
+        hits, misses, slips, kept_out = _eval_counts(root, url)
+        found, missed = found + hits, missed + misses
+        leaked, clean = leaked + slips, clean + kept_out
     assert len(cases) == 10
     assert found / (found + missed) >= 0.85
     assert leaked / (leaked + clean) <= 0.2
