@@ -217,7 +217,6 @@ class FeedOutcome:
     new_items: int = 0
     updated_items: int = 0
     pages_fetched: int = 0
-    extract_failures: int = 0
     error: str | None = None
     warning: str | None = None
     duration_ms: int = 0

@@ -187,7 +187,6 @@ class Pipeline:
             entries=len(parsed.entries),
             new_items=counts.new_items,
             updated_items=counts.updated_items,
-            extract_failures=sum(d.extract_status == ExtractStatus.FAILED for d in drafts),
             warning=warning,
             fetch_ms=result.elapsed_ms,
         )

@@ -49,8 +49,8 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
         if feed.name not in stored:
             db.execute(
                 "INSERT INTO feeds (name, url, state, added_at, next_fetch_at)"
-                " VALUES (?, ?, 'ok', ?, ?)",
-                [feed.name, feed.url, now, now],
+                " VALUES (?, ?, ?, ?, ?)",
+                [feed.name, feed.url, FeedStatus.OK, now, now],
             )
             continue
         url, state = stored[feed.name]
@@ -59,20 +59,21 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
             # the redirect note and any 'gone' verdict about the old address.
             db.execute(
                 "UPDATE feeds SET url = ?, etag = NULL, last_modified = NULL,"
-                " permanent_url = NULL, state = 'ok', error_count = 0, last_error = NULL,"
+                " permanent_url = NULL, state = ?, error_count = 0, last_error = NULL,"
                 " next_fetch_at = ? WHERE name = ?",
-                [feed.url, now, feed.name],
+                [feed.url, FeedStatus.OK, now, feed.name],
             )
         elif state == FeedStatus.DISABLED:
             db.execute(
-                "UPDATE feeds SET state = 'ok', last_error = NULL WHERE name = ?", [feed.name]
+                "UPDATE feeds SET state = ?, last_error = NULL WHERE name = ?",
+                [FeedStatus.OK, feed.name],
             )
     configured = {f.name for f in feeds}
     for name, (_, state) in stored.items():
         if name not in configured and state != FeedStatus.DISABLED:
             db.execute(
-                "UPDATE feeds SET state = 'disabled', last_error = ? WHERE name = ?",
-                ["no longer in feeds.yaml; its items are kept", name],
+                "UPDATE feeds SET state = ?, last_error = ? WHERE name = ?",
+                [FeedStatus.DISABLED, "no longer in feeds.yaml; its items are kept", name],
             )
     _sync_priorities(db, feeds)
 
@@ -238,16 +239,16 @@ def update_feed(db: Database, feed: str, update: FeedUpdate) -> None:
 def save_extraction(db: Database, item_id: int, article: Article | None, error: str | None) -> None:
     if article is None:
         db.execute(
-            "UPDATE items SET extract_status = 'failed', extract_error = ?,"
+            "UPDATE items SET extract_status = ?, extract_error = ?,"
             " extract_attempts = extract_attempts + 1 WHERE id = ?",
-            [error, item_id],
+            [ExtractStatus.FAILED, error, item_id],
         )
         return
     db.execute(
         "UPDATE items SET text = ?, html = ?, language = ?, site_name = ?,"
         " page_canonical_url = ?, image = COALESCE(image, ?), author = COALESCE(author, ?),"
         " published_at = COALESCE(published_at, ?), title = COALESCE(NULLIF(title, ''), ?),"
-        " extract_status = 'ok', extract_error = NULL, extract_attempts = extract_attempts + 1"
+        " extract_status = ?, extract_error = NULL, extract_attempts = extract_attempts + 1"
         " WHERE id = ?",
         [
             article.text,
@@ -259,6 +260,7 @@ def save_extraction(db: Database, item_id: int, article: Article | None, error: 
             article.author,
             article.published_at,
             article.title,
+            ExtractStatus.OK,
             item_id,
         ],
     )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
+from aggregator.models import FeedStatus
 
 Row = dict[str, Any]
 
@@ -82,8 +83,8 @@ def feeds(db: Database) -> list[Row]:
         "SELECT name, state, url, permanent_url, last_fetched_at, last_success_at,"
         " next_fetch_at, error_count, last_outcome, last_error, last_warning,"
         " (SELECT count(*) FROM sightings s WHERE s.feed = feeds.name) AS items"
-        " FROM feeds ORDER BY CASE state WHEN 'gone' THEN 0 WHEN 'failing' THEN 1"
-        " WHEN 'ok' THEN 2 ELSE 3 END, name",
+        f" FROM feeds ORDER BY CASE state WHEN '{FeedStatus.GONE}' THEN 0"
+        f" WHEN '{FeedStatus.FAILING}' THEN 1 WHEN '{FeedStatus.OK}' THEN 2 ELSE 3 END, name",
         [],
     )
 

@@ -98,7 +98,7 @@ def hints_from_json(text: str | None) -> FeedHints | None:
 
 
 _WAITING = (
-    "state NOT IN ('gone', 'disabled') AND next_fetch_at <= :now"
+    f"state NOT IN ('{FeedStatus.GONE}', '{FeedStatus.DISABLED}') AND next_fetch_at <= :now"
     " AND (lease_holder IS NULL OR lease_until <= :now)"
 )
 

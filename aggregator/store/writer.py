@@ -16,7 +16,14 @@ from typing import Any
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
-from aggregator.models import FeedConfig, FeedHistory, FeedState, ItemDraft, KnownEntries
+from aggregator.models import (
+    ExtractStatus,
+    FeedConfig,
+    FeedHistory,
+    FeedState,
+    ItemDraft,
+    KnownEntries,
+)
 from aggregator.store import item_rows, maintenance, schedule_rows
 from aggregator.store.connection import connect, existing, store_error, writing
 from aggregator.store.migrations import migrations
@@ -95,10 +102,10 @@ class Store:
         extracted or failed before."""
         rows = self.db.execute(
             "SELECT DISTINCT i.id, i.url, i.link FROM items i JOIN sightings s ON s.item_id = i.id"
-            " WHERE s.feed = ? AND i.extract_status IN ('pending', 'failed')"
+            " WHERE s.feed = ? AND i.extract_status IN (?, ?)"
             " AND i.extract_attempts < ? AND i.link IS NOT NULL AND i.url IS NOT NULL"
             " ORDER BY i.id LIMIT ?",
-            [feed, max_attempts, limit],
+            [feed, ExtractStatus.PENDING, ExtractStatus.FAILED, max_attempts, limit],
         ).fetchall()
         return [(int(i), str(url), str(link)) for i, url, link in rows]
 
