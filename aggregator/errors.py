@@ -7,6 +7,9 @@ module that meets them; nothing above `fetch` imports httpx. Each error carries 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 from aggregator.models import Outcome
 
 
@@ -114,6 +117,27 @@ class StoreError(AggregatorError):
     """The database cannot be opened or written."""
 
     outcome = Outcome.STORE_ERROR
+
+
+class UsageError(AggregatorError):
+    """The command was asked for something that cannot be done as asked (exit code 2)."""
+
+    outcome = Outcome.CONFIG_ERROR
+
+
+class UnknownName(UsageError):
+    """A feed, tag or story asked for by name that does not exist: an error, never an
+    empty result. Says which names exist."""
+
+    outcome = Outcome.CONFIG_ERROR
+
+    def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
+        self.kind = kind
+        self.name = name
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        super().__init__(f"there is no {kind} {name!r}{hint} ({kind}s: {listed or 'none yet'})")
 
 
 class InvalidConfig(AggregatorError):

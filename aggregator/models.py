@@ -76,6 +76,14 @@ class Fate(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Publishing:
+    """`settings.publish`: how exported and served feeds present themselves."""
+
+    link: str | None = None  # the address the feed is published at (Atom rel="self")
+    title: str = "aggregator: latest stories"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The `settings:` block of feeds.yaml, with defaults filled in."""
 
@@ -106,6 +114,7 @@ class Settings:
     tick_s: float = 5.0  # how often the daemon looks for due feeds
     batch: int = 32  # feeds the daemon refreshes at once, the most overdue first
     stop_timeout_s: float = 10.0  # on SIGTERM, how long in-flight feeds may take to finish
+    publish: Publishing = Publishing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,3 +378,44 @@ class FeedUpdate:
 class SaveCounts:
     new_items: int = 0
     updated_items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoryFilter:
+    """Which stories (or items) a listing, an export or a served feed shows."""
+
+    since: str | None = None  # ISO 8601 UTC: carried at or after
+    feed: str | None = None  # carried by this feed
+    tag: str | None = None  # carried by a feed with this tag
+    min_sources: int = 1  # carried by at least this many feeds
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One feed's copy of a story: who carried it, where it links, when we first saw it."""
+
+    feed: str
+    link: str | None
+    seen_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoryEntry:
+    """A story as republished: its lead item's fields, its sources earliest first, and the
+    tags of the feeds that carried it. Fields are as stored: publishing sanitises them."""
+
+    story_id: int
+    title: str
+    url: str | None
+    summary: str | None  # plain text
+    summary_html: str | None
+    text: str | None  # the lead item's extracted text
+    html: str | None  # the lead item's extracted body (sanitised when stored)
+    author: str | None
+    published_at: str | None
+    first_seen_at: str
+    last_seen_at: str
+    sources: tuple[Source, ...] = ()
+    tags: tuple[str, ...] = ()
+    image: str | None = None

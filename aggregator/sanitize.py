@@ -1,6 +1,15 @@
-"""Article HTML cut down to what is safe and useful to republish.
+"""Everything that leaves the store, made safe: one function per kind of field.
 
-An allow-list, not a block-list: anything not named here (script, style, iframes, forms, event
+- `plain_text`: titles, summaries, names, tags. Drops what XML 1.0 forbids (C0 controls but
+  tab and newline, lone surrogates, U+FFFE/U+FFFF) and the C1 controls, and normalises
+  whitespace, so one stray control character can never break a whole exported feed.
+- `safe_html`: bodies. The allow-list below (nh3), then the same character filter.
+- `safe_url`: links. Absolute http and https only; anything else (javascript:, data:, a
+  relative path) is dropped rather than published.
+
+Exports, served feeds and the web view call these and nothing else for their fields.
+
+HTML: an allow-list, not a block-list: anything not named here (script, style, iframes, forms, event
 handlers, classes, inline styles) goes. Text inside an unknown tag is kept; the content of the
 tags in `_DROP_WITH_CONTENT` is not, because it is code or another document, not prose.
 """
@@ -33,6 +42,49 @@ _LINK_REL = "noopener noreferrer nofollow"
 # An <h1> inside a body repeats the headline, but dropping the tag would glue its text to the
 # next paragraph: demote it to the top level we allow.
 _H1 = re.compile(r"<(/?)h1\b", re.IGNORECASE)
+
+
+# Not allowed in XML 1.0 (C0 but tab, newline and CR; surrogates; U+FFFE and U+FFFF), plus the
+# C1 controls and CR, which no reader needs.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+_LINES = re.compile(r"[ \t\u00a0]*\n[ \t\u00a0\n]*")
+_RUNS = re.compile(r"[ \t\u00a0]+")
+
+
+def plain_text(text: str | None, *, multiline: bool = False) -> str:
+    """`text` safe to put in any XML or JSON field: forbidden characters gone, whitespace
+    collapsed (to single spaces; with `multiline`, paragraphs keep one blank line)."""
+    if not text:
+        return ""
+    text = _FORBIDDEN.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if not multiline:
+        return _SPACES.sub(" ", text).strip()
+    paragraphs = (_RUNS.sub(" ", p).strip() for p in _LINES.split(text))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def safe_html(html: str | None, *, base_url: str | None = None) -> str:
+    """`html` cut down to the allow-list, with no character XML forbids."""
+    if not html:
+        return ""
+    return _FORBIDDEN.sub("", sanitize_html(_FORBIDDEN.sub("", html), base_url=base_url))
+
+
+def safe_url(url: str | None) -> str | None:
+    """An absolute http(s) URL as it may be published, else None."""
+    if not url:
+        return None
+    url = _FORBIDDEN.sub("", url).strip()
+    if any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
 
 
 def sanitize_html(html: str, *, base_url: str | None = None) -> str:

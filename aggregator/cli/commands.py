@@ -16,6 +16,7 @@ from aggregator.cli.group import (
     pass_context,
     since_iso,
     since_option,
+    tag_option,
 )
 from aggregator.cli.tables import render
 from aggregator.errors import InvalidConfig
@@ -121,11 +122,14 @@ def feeds(obj: Context, as_json: bool) -> None:
 @cli.command()
 @since_option
 @click.option("--feed", help="Only items seen in this feed.")
+@tag_option
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @format_option
 @pass_context
 @guarded
-def items(obj: Context, since: str | None, feed: str | None, limit: int, fmt: str) -> None:
+def items(
+    obj: Context, since: str | None, feed: str | None, tag: str | None, limit: int, fmt: str
+) -> None:
     """Newest items first, with the feeds that carried them.
 
     \b
@@ -136,7 +140,8 @@ def items(obj: Context, since: str | None, feed: str | None, limit: int, fmt: st
     from aggregator.store import open_reader
 
     reader = open_reader(obj.db_path())
-    rows = reader.items(since=since_iso(since), feed=feed, limit=limit)
+    reader.check_names(feed=feed, tag=tag)
+    rows = reader.items(since=since_iso(since), feed=feed, tag=tag, limit=limit)
     render(rows, fmt, columns=ITEM_COLUMNS, widths={"feeds": 24})
 
 
@@ -144,12 +149,19 @@ def items(obj: Context, since: str | None, feed: str | None, limit: int, fmt: st
 @click.argument("query")
 @since_option
 @click.option("--feed", help="Only items seen in this feed.")
+@tag_option
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @format_option
 @pass_context
 @guarded
 def search(
-    obj: Context, query: str, since: str | None, feed: str | None, limit: int, fmt: str
+    obj: Context,
+    query: str,
+    since: str | None,
+    feed: str | None,
+    tag: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
     """Full-text search over titles and article text, best match first.
 
@@ -162,7 +174,9 @@ def search(
     """
     from aggregator.store import open_reader
 
-    rows = open_reader(obj.db_path()).search(query, since=since_iso(since), feed=feed, limit=limit)
+    reader = open_reader(obj.db_path())
+    reader.check_names(feed=feed, tag=tag)
+    rows = reader.search(query, since=since_iso(since), feed=feed, tag=tag, limit=limit)
     render(rows, fmt, columns=(*ITEM_COLUMNS, "snippet"), widths={"feeds": 24, "title": 50})
 
 

@@ -3,14 +3,16 @@ the `aggregator` command group."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import click
 
 from aggregator.cli.group import Context, cli, guarded, pass_context, since_iso, since_option
 from aggregator.errors import StoreError
-from aggregator.publish.syndication import FORMATS, Channel, StoryEntry, render
-from aggregator.times import iso_utc, utc_now
+from aggregator.models import StoryFilter
+from aggregator.publish.syndication import FORMATS
 
 
 @cli.command()
@@ -23,14 +25,21 @@ from aggregator.times import iso_utc, utc_now
     help="Atom 1.0, RSS 2.0 or JSON Feed 1.1.",
 )
 @since_option
-@click.option("--feed", help="Only stories with an item seen in this feed.")
+@click.option("--feed", help="Only stories carried by this feed.")
+@click.option("--tag", help="Only stories carried by a feed with this tag (a desk).")
+@click.option(
+    "--min-sources",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Only stories carried by at least this many feeds.",
+)
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--title", default="aggregator: latest stories", show_default=True)
+@click.option("--title", help="The feed's title; default: settings.publish.title.")
 @click.option(
     "--link",
-    default="https://example.org/",
-    show_default=True,
-    help="The address the exported feed is published at.",
+    help="The address the exported feed is published at (its rel=self); default:"
+    " settings.publish.link.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @pass_context
@@ -40,34 +49,60 @@ def export(
     fmt: str,
     since: str | None,
     feed: str | None,
+    tag: str | None,
+    min_sources: int,
     limit: int,
-    title: str,
-    link: str,
+    title: str | None,
+    link: str | None,
     out: str | None,
 ) -> None:
-    """A feed for republishing: one entry per story (its lead item, wire copy first), with
-    sanitised HTML only.
+    """A feed for republishing: one entry per story (its lead item, wire copy first), its
+    sources earliest first, its desks' tags as categories; every field sanitised.
+
+    An unknown --feed or --tag is an error (exit 2) and writes nothing. With --out the file
+    is replaced whole or not at all.
 
     \b
     Examples:
-      aggregator export --format atom --since 1d --out public/stories.xml
-      aggregator export --format json --feed tass-en --limit 20
+      aggregator export --tag world --since 1d --out public/world.atom
+      aggregator export --format json --feed tass-en --limit 20 --link https://desk.example/tass.json
     """
+    from aggregator.publish.story_feed import publish_link, story_feed
     from aggregator.store import open_reader
 
-    rows = open_reader(obj.db_path()).export_entries(since=since_iso(since), feed=feed, limit=limit)
-    entries = [
-        StoryEntry(
-            **{**row, "sources": tuple(sorted(filter(None, (row["sources"] or "").split(","))))}
-        )
-        for row in rows
-    ]
-    text = render(entries, fmt, Channel(title=title, link=link, updated=iso_utc(utc_now())))
+    publishing = obj.settings().publish
+    wanted = StoryFilter(
+        since=since_iso(since), feed=feed, tag=tag, min_sources=min_sources, limit=limit
+    )
+    done = story_feed(
+        open_reader(obj.db_path()),
+        wanted,
+        fmt,
+        link=publish_link(link, publishing.link),
+        title=title or publishing.title,
+    )
     if out is None:
-        click.echo(text, nl=False)
+        click.echo(done.body, nl=False)
         return
+    write_atomically(Path(out), done.body)
+    click.echo(f"{done.stories} stories written to {out}", err=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temporary file beside `path`, then a rename: readers of `path` see the old feed or
+    the new one, never half of one, and a failed export leaves the old one in place."""
     try:
-        Path(out).write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     except OSError as exc:
-        raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"{len(entries)} stories written to {out}", err=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None

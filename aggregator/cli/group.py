@@ -18,7 +18,7 @@ import click
 
 from aggregator import __version__
 from aggregator.cli.tables import FORMATS
-from aggregator.errors import AggregatorError, InvalidConfig, StoreError
+from aggregator.errors import AggregatorError, InvalidConfig, StoreError, UsageError
 from aggregator.models import Config, Settings
 from aggregator.times import since_to_iso, utc_now
 
@@ -39,6 +39,12 @@ class Context:
 
             self._config = load_config(self.config_path)
         return self._config
+
+    def settings(self) -> Settings:
+        """feeds.yaml's settings; the defaults when there is no feeds.yaml."""
+        if not Path(self.config_path).exists():
+            return Settings()
+        return self.config().settings
 
     def db_path(self) -> str:
         """--db / AGGREGATOR_DB, else the config's database (relative to the config file).
@@ -83,7 +89,7 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except InvalidConfig as exc:
             _fail(f"{len(exc.problems)} problem(s) in the configuration:\n{exc}", 2)
-        except StoreError as exc:
+        except (StoreError, UsageError) as exc:
             _fail(str(exc), 2)
         except AggregatorError as exc:
             _fail(str(exc), 1)
@@ -118,6 +124,9 @@ def since_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Only items first seen after this: a duration back from now (2h, 3d) "
         "or a date (2026-11-27).",
     )(func)
+
+
+tag_option = click.option("--tag", help="Only what feeds with this tag (a desk) carried.")
 
 
 def since_iso(value: str | None) -> str | None:

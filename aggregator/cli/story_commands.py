@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli.group import Context, cli, format_option, guarded, pass_context, since_iso
+from aggregator.cli.group import (
+    Context,
+    cli,
+    format_option,
+    guarded,
+    pass_context,
+    since_iso,
+    tag_option,
+)
 from aggregator.cli.tables import printable, render
 from aggregator.errors import StoreError
 from aggregator.times import iso_utc, utc_now
@@ -29,6 +37,7 @@ SIGNALS = {"canonical_url": "canonical URL", "title": "headline", "minhash": "te
     help="Only stories carried by at least N feeds (2: picked up by more than one source).",
 )
 @click.option("--feed", help="Only stories with an item seen in this feed.")
+@tag_option
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @format_option
 @click.pass_context
@@ -38,6 +47,7 @@ def stories(
     since: str | None,
     min_sources: int,
     feed: str | None,
+    tag: str | None,
     limit: int,
     fmt: str,
 ) -> None:
@@ -61,8 +71,10 @@ def stories(
 
     obj = ctx.find_object(Context)
     assert obj is not None  # the `aggregator` group made it
-    rows = open_reader(obj.db_path()).stories(
-        since=since_iso(since), min_sources=min_sources, feed=feed, limit=limit
+    reader = open_reader(obj.db_path())
+    reader.check_names(feed=feed, tag=tag)
+    rows = reader.stories(
+        since=since_iso(since), min_sources=min_sources, feed=feed, tag=tag, limit=limit
     )
     render(rows, fmt, widths={"title": 60, "feeds": 30, "lead_url": 40})
 

@@ -3,14 +3,16 @@ takes, how that value is read, and the most it may be."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from aggregator.models import Settings
+from aggregator.models import Publishing, Settings
 from aggregator.times import parse_duration
+from aggregator.urls import canonical_url
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -45,6 +47,8 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "dedup_summary_threshold": ("dedup_summary_threshold", "fraction"),
     "title_confirm_threshold": ("title_confirm_threshold", "fraction"),
     "dedup_window": ("dedup_window_s", "duration"),
+    # Exported and served feeds (publish/): a mapping of its own
+    "publish": ("publish", "publish"),
 }
 DAY = 86_400
 # The most each number may be, in its unit (seconds, bytes, a count), by feeds.yaml key:
@@ -71,7 +75,10 @@ MAXIMA: dict[str, float] = {
     "dedup_window": 365 * DAY,
 }
 assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
-_NUMBERS = {k for k, (_, kind) in SETTING_KEYS.items() if kind not in ("str", "bool", "fraction")}
+_NUMBERS = {
+    k for k, (_, kind) in SETTING_KEYS.items() if kind not in ("str", "bool", "fraction", "publish")
+}
+PUBLISH_KEYS = ("link", "title")
 assert set(MAXIMA) == _NUMBERS, "every number in settings needs a maximum"
 
 
@@ -81,6 +88,8 @@ def convert(kind: str, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value  # plain seconds
         return parse_duration(str(value))
+    if kind == "publish":
+        return _publishing(value)
     if kind in _CONVERTERS:
         return _CONVERTERS[kind](value)
     if kind == "bool":
@@ -99,6 +108,25 @@ def convert(kind: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a non-empty text")
     return value.strip()
+
+
+def _publishing(value: Any) -> Publishing:
+    if not isinstance(value, dict):
+        raise ValueError(
+            "must be a mapping, for example  link: https://desk.example/feeds/all.atom"
+        )
+    unknown = sorted(set(map(str, value)) - set(PUBLISH_KEYS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], PUBLISH_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown key {unknown[0]!r}{hint}; it takes {', '.join(PUBLISH_KEYS)}")
+    link = value.get("link")
+    if link is not None and (not isinstance(link, str) or canonical_url(link) is None):
+        raise ValueError(f"link {link!r} is not an http(s) address; write the full URL")
+    title = value.get("title", Publishing().title)
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"title {title!r} is not a non-empty text")
+    return Publishing(link=link, title=title.strip())
 
 
 def bounded(key: str, kind: str, value: Any) -> Any:

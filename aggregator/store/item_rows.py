@@ -76,6 +76,16 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
                 [FeedStatus.DISABLED, "no longer in feeds.yaml; its items are kept", name],
             )
     _sync_priorities(db, feeds)
+    _sync_tags(db, feeds)
+
+
+def _sync_tags(db: Database, feeds: Sequence[FeedConfig]) -> None:
+    for feed in feeds:
+        db.execute("DELETE FROM feed_tags WHERE feed = ?", [feed.name])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO feed_tags (feed, tag) VALUES (?, ?)",
+            [(feed.name, tag) for tag in feed.tags],
+        )
 
 
 def _sync_priorities(db: Database, feeds: Sequence[FeedConfig]) -> None:

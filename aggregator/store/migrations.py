@@ -216,3 +216,22 @@ def m0004_stories(db: Database) -> None:
         END
         """
     )
+
+
+@migrations(name="0005_publishing")
+def m0005_publishing(db: Database) -> None:
+    # Desks: feeds.yaml's tags, kept in step with it by sync_feeds, so exports, served feeds and
+    # listings can filter by tag. Feeds removed from feeds.yaml keep theirs (their items stay).
+    db.execute(
+        """
+        CREATE TABLE feed_tags (
+            feed TEXT NOT NULL REFERENCES feeds(name),
+            tag TEXT NOT NULL,
+            PRIMARY KEY (feed, tag)
+        )
+        """
+    )
+    db.execute("CREATE INDEX feed_tags_tag ON feed_tags(tag, feed)")
+    # The entry's summary as the feed gave it, made safe (sanitize.safe_html): `summary` stays
+    # the plain-text form that search, listings and dedup read.
+    db.execute("ALTER TABLE items ADD COLUMN summary_html TEXT")

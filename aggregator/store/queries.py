@@ -33,7 +33,7 @@ def dict_rows(db: Database, sql: str, params: list[Any]) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _filters(since: str | None, feed: str | None) -> tuple[str, list[Any]]:
+def _filters(since: str | None, feed: str | None, tag: str | None) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if since is not None:
         clauses.append("i.first_seen_at >= ?")
@@ -41,12 +41,20 @@ def _filters(since: str | None, feed: str | None) -> tuple[str, list[Any]]:
     if feed is not None:
         clauses.append("i.id IN (SELECT item_id FROM sightings WHERE feed = ?)")
         params.append(feed)
+    if tag is not None:
+        clauses.append(
+            "i.id IN (SELECT s.item_id FROM sightings s JOIN feed_tags t ON t.feed = s.feed"
+            " WHERE t.tag = ?)"
+        )
+        params.append(tag)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def items(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
+def items(
+    db: Database, *, since: str | None, feed: str | None, limit: int, tag: str | None = None
+) -> list[Row]:
     """Newest first, by when we first saw them (feeds' own dates are often wrong)."""
-    where, params = _filters(since, feed)
+    where, params = _filters(since, feed, tag)
     return dict_rows(
         db,
         f"SELECT {_ITEM_COLUMNS} FROM items i {_ITEM_FEEDS}{where}"
@@ -56,14 +64,20 @@ def items(db: Database, *, since: str | None, feed: str | None, limit: int) -> l
 
 
 def search(
-    db: Database, query: str, *, since: str | None, feed: str | None, limit: int
+    db: Database,
+    query: str,
+    *,
+    since: str | None,
+    feed: str | None,
+    limit: int,
+    tag: str | None = None,
 ) -> list[Row]:
     """Full-text search over titles and article text, best match first.
 
     The query may use FTS5 syntax (AND, OR, NOT, "phrases", prefix*); if it is not valid
     FTS5 it is searched as plain words instead of failing.
     """
-    where, params = _filters(since, feed)
+    where, params = _filters(since, feed, tag)
     where = where.replace(" WHERE ", " AND ", 1)
     sql = (
         f"SELECT {_ITEM_COLUMNS}, snippet(items_fts, 1, '[', ']', '…', 12) AS snippet"

@@ -1,6 +1,6 @@
 """The store as readers see it: one read-only connection and a typed method per question
-the CLI, the daemon's gauges and the web view ask. Rows come back as plain dicts keyed by
-column name (the CLI's JSON output is those keys)."""
+the CLI, the daemon's gauges, exports and the web view ask. Listing rows come back as plain
+dicts keyed by column name (the CLI's JSON output is those keys)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.errors import StoreError
-from aggregator.models import FeedHistory
+from aggregator.errors import StoreError, UnknownName
+from aggregator.models import FeedHistory, StoryEntry, StoryFilter
 from aggregator.store import queries, schedule_rows, story_queries
 from aggregator.store.connection import connect, existing
 from aggregator.store.queries import Row
@@ -34,11 +34,21 @@ class Reader:
 
     # -- items and feeds --------------------------------------------------------------------
 
-    def items(self, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
-        return queries.items(self.db, since=since, feed=feed, limit=limit)
+    def items(
+        self, *, since: str | None, feed: str | None, limit: int, tag: str | None = None
+    ) -> list[Row]:
+        return queries.items(self.db, since=since, feed=feed, limit=limit, tag=tag)
 
-    def search(self, query: str, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
-        return queries.search(self.db, query, since=since, feed=feed, limit=limit)
+    def search(
+        self,
+        query: str,
+        *,
+        since: str | None,
+        feed: str | None,
+        limit: int,
+        tag: str | None = None,
+    ) -> list[Row]:
+        return queries.search(self.db, query, since=since, feed=feed, limit=limit, tag=tag)
 
     def feeds(self) -> list[Row]:
         return queries.feeds(self.db)
@@ -49,10 +59,16 @@ class Reader:
     # -- stories ----------------------------------------------------------------------------
 
     def stories(
-        self, *, since: str | None, min_sources: int, feed: str | None, limit: int
+        self,
+        *,
+        since: str | None,
+        min_sources: int,
+        feed: str | None,
+        limit: int,
+        tag: str | None = None,
     ) -> list[Row]:
         return story_queries.stories(
-            self.db, since=since, min_sources=min_sources, feed=feed, limit=limit
+            self.db, since=since, min_sources=min_sources, feed=feed, limit=limit, tag=tag
         )
 
     def story(self, story_id: int) -> Row | None:
@@ -61,8 +77,30 @@ class Reader:
     def story_items(self, story_id: int) -> list[Row]:
         return story_queries.story_items(self.db, story_id)
 
-    def export_entries(self, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
-        return story_queries.export_entries(self.db, since=since, feed=feed, limit=limit)
+    def export_entries(self, wanted: StoryFilter) -> list[StoryEntry]:
+        """What an export or a served feed publishes (check the names in `wanted` first)."""
+        return story_queries.export_entries(self.db, wanted)
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def feed_names(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT name FROM feeds ORDER BY name")]
+
+    def tag_names(self) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT tag FROM feed_tags ORDER BY tag")
+        return [str(r[0]) for r in rows]
+
+    def check_names(self, *, feed: str | None = None, tag: str | None = None) -> None:
+        """An unknown feed or tag is an error naming the known ones, never an empty result."""
+        if feed is not None and feed not in (feeds := self.feed_names()):
+            raise UnknownName("feed", feed, feeds)
+        if tag is not None and tag not in (tags := self.tag_names()):
+            raise UnknownName("tag", tag, tags)
+
+    def created_on(self) -> str:
+        """The day this store was made (YYYY-MM-DD): part of every story's stable id."""
+        row = self.db.execute("SELECT min(applied_at) FROM _sqlite_migrations").fetchone()
+        return str(row[0])[:10] if row and row[0] else "2026-01-01"
 
     # -- any SQL ------------------------------------------------------------------------------
 

@@ -7,13 +7,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from aggregator.models import Source, StoryEntry, StoryFilter
 from aggregator.store.queries import Row, dict_rows
 
 _SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
 
 
-def _story_filters(since: str | None, feed: str | None) -> tuple[list[str], list[Any]]:
-    """WHERE clauses on stories `s`: carried since a time, or by a feed."""
+def _story_filters(
+    since: str | None, feed: str | None, tag: str | None = None
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses on stories `s`: carried since a time, by a feed, by a feed with a tag."""
     clauses: list[str] = ["1"]
     params: list[Any] = []
     if since is not None:
@@ -25,14 +28,26 @@ def _story_filters(since: str | None, feed: str | None) -> tuple[list[str], list
             " WHERE sg.feed = ?)"
         )
         params.append(feed)
+    if tag is not None:
+        clauses.append(
+            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
+            " JOIN feed_tags t ON t.feed = sg.feed WHERE t.tag = ?)"
+        )
+        params.append(tag)
     return clauses, params
 
 
 def stories(
-    db: Database, *, since: str | None, min_sources: int, feed: str | None, limit: int
+    db: Database,
+    *,
+    since: str | None,
+    min_sources: int,
+    feed: str | None,
+    limit: int,
+    tag: str | None = None,
 ) -> list[Row]:
     """Latest first (by the last time any feed carried them), with their feeds."""
-    clauses, params = _story_filters(since, feed)
+    clauses, params = _story_filters(since, feed, tag)
     sql = (
         "SELECT * FROM (SELECT s.id AS story, s.last_seen_at, s.first_seen_at,"
         f" s.item_count AS items, {_SOURCES.format('count(DISTINCT sg.feed)')} AS sources,"
@@ -75,15 +90,66 @@ def story(db: Database, story_id: int) -> Row | None:
     return rows[0] if rows else None
 
 
-def export_entries(db: Database, *, since: str | None, feed: str | None, limit: int) -> list[Row]:
-    """Stories with their lead item's content, latest first, for `aggregator export`."""
-    clauses, params = _story_filters(since, feed)
+def export_entries(db: Database, wanted: StoryFilter) -> list[StoryEntry]:
+    """Stories with their lead item's content, latest first, each with its sources (earliest
+    first) and the tags of the feeds that carried it: what exports and served feeds publish."""
+    clauses, params = _story_filters(wanted.since, wanted.feed, wanted.tag)
     sql = (
-        "SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title, lead.url,"
-        " lead.summary, lead.html, lead.author, lead.published_at, lead.image,"
-        " s.first_seen_at, s.last_seen_at,"
-        f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS sources"
+        "SELECT * FROM (SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title,"
+        " lead.url, lead.summary, lead.summary_html, lead.text, lead.html, lead.author,"
+        " lead.published_at, lead.image, s.first_seen_at, s.last_seen_at,"
+        f" {_SOURCES.format('count(DISTINCT sg.feed)')} AS feed_count"
         " FROM stories s JOIN items lead ON lead.id = s.lead_item_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC LIMIT ?"
+        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC)"
+        " WHERE feed_count >= ? LIMIT ?"
     )
-    return dict_rows(db, sql, [*params, limit])
+    rows = dict_rows(db, sql, [*params, wanted.min_sources, wanted.limit])
+    ids = [int(row["story_id"]) for row in rows]
+    sources = _sources(db, ids)
+    tags = _tags(db, ids)
+    entries = []
+    for row in rows:
+        row.pop("feed_count")
+        story_id = int(row["story_id"])
+        entries.append(
+            StoryEntry(
+                **row,
+                sources=tuple(sources.get(story_id, ())),
+                tags=tuple(sorted(tags.get(story_id, ()))),
+            )
+        )
+    return entries
+
+
+def _in(ids: list[int]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def _sources(db: Database, ids: list[int]) -> dict[int, list[Source]]:
+    """Each story's (feed, link) pairs, the earliest seen first."""
+    found: dict[int, list[Source]] = {}
+    if not ids:
+        return found
+    rows = db.execute(
+        "SELECT m.story_id, sg.feed, sg.link, min(sg.seen_at) AS seen FROM items m"
+        f" JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id IN ({_in(ids)})"
+        " GROUP BY m.story_id, sg.feed, sg.link ORDER BY seen, sg.feed",
+        ids,
+    ).fetchall()
+    for story_id, feed, link, seen in rows:
+        found.setdefault(int(story_id), []).append(Source(str(feed), link, str(seen)))
+    return found
+
+
+def _tags(db: Database, ids: list[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    if not ids:
+        return found
+    rows = db.execute(
+        "SELECT DISTINCT m.story_id, t.tag FROM items m JOIN sightings sg ON sg.item_id = m.id"
+        f" JOIN feed_tags t ON t.feed = sg.feed WHERE m.story_id IN ({_in(ids)})",
+        ids,
+    ).fetchall()
+    for story_id, tag in rows:
+        found.setdefault(int(story_id), set()).add(str(tag))
+    return found
