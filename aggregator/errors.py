@@ -54,6 +54,13 @@ class BodyTooLarge(FetchError):
     outcome = Outcome.TOO_LARGE
 
 
+class BodyFragmented(FetchError):
+    """The body comes in pieces of a few bytes: reading it would take the event loop's time
+    from every other feed in flight."""
+
+    outcome = Outcome.FRAGMENTED
+
+
 class AddressRefused(FetchError):
     """The target is not a public http(s) address and private networks are not allowed."""
 
@@ -117,6 +124,16 @@ class StoreError(AggregatorError):
     """The database cannot be opened or written."""
 
     outcome = Outcome.STORE_ERROR
+
+
+class QueryRefused(StoreError):
+    """`aggregator query` would not run, or stopped, a query: a refused function, more than
+    one statement, a limit (time, value size, memory) reached. The message says which and
+    what to do (exit code 2)."""
+
+
+class QueryInterrupted(StoreError):
+    """The person asked the query to stop (Ctrl-C): exit code 130, no traceback."""
 
 
 class UsageError(AggregatorError):

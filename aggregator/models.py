@@ -31,6 +31,9 @@ class Outcome(StrEnum):
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
     TOO_LARGE = "too_large"
+    FRAGMENTED = (
+        "fragmented"  # a body cut into pieces of a few bytes: costlier to read than it says
+    )
     ADDRESS_REFUSED = "address_refused"
     REDIRECT_ERROR = "redirect_error"
     ROBOTS_DISALLOWED = "robots_disallowed"
@@ -91,11 +94,17 @@ class Settings:
     interval_s: int = 15 * 60
     extract: bool = True
     user_agent: str = "aggregator/0.1 (+https://example.org/contact)"
+    # Non-public networks feeds may live on (fetch/address_guard.py): CIDRs as config
+    # normalised them ("10.0.0.0/8", "192.168.1.20/32"); allow_private_networks adds every
+    # private range. Link-local and metadata addresses only by their exact /32 or /128.
     allow_private_networks: bool = False
+    allow_networks: tuple[str, ...] = ()
     timeout_s: float = 30.0  # total deadline for one request, body included
     connect_timeout_s: float = 10.0
     max_feed_bytes: int = 20 * 1024 * 1024  # counted after decompression
-    max_page_bytes: int = 10 * 1024 * 1024
+    # An article page, counted after decompression: no more is downloaded, and no more is
+    # handed to extraction (trafilatura needs ~25 to 110 times a page's size in memory).
+    max_page_bytes: int = 4 * 1024 * 1024
     max_redirects: int = 5
     max_entries: int = 500  # per feed and fetch; wire feeds rarely carry more than 100
     concurrency: int = 16  # requests in flight across all hosts
@@ -114,6 +123,14 @@ class Settings:
     tick_s: float = 5.0  # how often the daemon looks for due feeds
     batch: int = 32  # feeds the daemon refreshes at once, the most overdue first
     stop_timeout_s: float = 10.0  # on SIGTERM, how long in-flight feeds may take to finish
+    # A worker process holding more after a job is replaced (engine/pool.py); ~65 MB at rest.
+    worker_memory_limit_bytes: int = 400 * 1024 * 1024
+    # A whole refresh of one feed, its article pages included: past it the entries are
+    # committed and the pages left for the next run, so one slow site cannot hold a feed.
+    feed_deadline_s: float = 300.0
+    # The distributed mode (engine/distributed.py): Dramatiq over this Redis, e.g.
+    # "redis://queue.example:6379/0"; None runs everything in this process.
+    broker: str | None = None
     publish: Publishing = Publishing()
 
 
@@ -176,13 +193,16 @@ class Entry:
     guid: str | None  # as the feed gave it
     link: str | None  # absolute, resolved against the feed's URL
     title: str
-    summary: str  # plain text
+    summary: str  # plain text, no tag markup (escaped HTML decoded: text.markup_free_text)
     content_html: str | None  # the feed's full content, if it carries one (unsanitised)
     author: str | None
     published_at: str | None  # ISO 8601 UTC
     updated_at: str | None  # ISO 8601 UTC
     tags: tuple[str, ...] = ()
     image: str | None = None
+    # The summary as the feed gave it, when that was HTML: sanitize.safe_html of it, relative
+    # URLs resolved against the entry's link (else the feed's URL). None for plain summaries.
+    summary_html: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import lxml.html
 from lxml import etree
 
@@ -15,6 +17,11 @@ _BREAKING = frozenset({
     "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
 })
 # fmt: on
+
+# Where an HTML tokenizer would start a tag, an end tag, a comment or a processing instruction.
+_MARKUP = re.compile(r"<(?=[A-Za-z/!?])")
+# Double-escaped HTML needs two decodings; a third allows for one more careless layer.
+_DECODINGS = 3
 
 # Scripts written without spaces between words (Thai, kana, CJK ideographs): each character
 # counts as a word-like unit. Hangul is left out on purpose: Korean separates words.
@@ -48,6 +55,27 @@ def html_to_text(html: str) -> str:
             if element is not root:
                 parts.append(element.tail or "")
     return collapse_ws("".join(parts))
+
+
+def has_markup(text: str) -> bool:
+    """Whether an HTML parser would find a tag (or a comment) in `text`."""
+    return _MARKUP.search(text) is not None
+
+
+def markup_free_text(text: str, *, html: bool) -> str:
+    """`text` (HTML if `html`, else plain) as plain text that holds no tag markup.
+
+    Escaped HTML decodes to text that looks like tags (`&amp;lt;b&amp;gt;` in a feed reads
+    `<b>`), and plain text labelled as such often is HTML: either is decoded again, a few
+    times at most. Anything still left would become a tag in a reader that renders the text as
+    HTML, so a space after its `<` keeps it text.
+    """
+    text = html_to_text(text) if html else collapse_ws(text)
+    for _ in range(_DECODINGS):
+        if not has_markup(text):
+            return text
+        text = html_to_text(text)
+    return _MARKUP.sub("< ", text)
 
 
 def clip(text: str, limit: int) -> str:

@@ -7,6 +7,7 @@ benchmarks/hostile.py (which reports each case's outcome, time and peak memory).
 from __future__ import annotations
 
 import gzip
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from localserver import LocalServer, RecordedRequest, ResponseWriter
 MB = 1024 * 1024
 # The settings every hostile run uses: small caps so the bounds are quick to hit.
 SETTINGS = (
-    "settings:\n  extract: false\n  timeout: 2s\n  max_feed_size: 1MB\n  max_redirects: 3\n"
-    "  allow_private_networks: false\n  host_gap: 0\n"
+    "settings:\n  extract: false\n  timeout: 3s\n  max_feed_size: 1MB\n  max_redirects: 3\n"
+    "  allow_private_networks: false\n  host_gap: 0\n  feed_deadline: 8s\n"
+    # Every case is on the one test host; in the field they are on as many hosts.
+    "  per_host: 8\n"
 )
 GOOD_ITEMS = 20
 
@@ -31,6 +34,7 @@ class Case:
     outcome: str
     words: str  # must appear in the message shown to the user ("" when it succeeds)
     install: Callable[[LocalServer, str], None]  # (server, path)
+    extract: bool = False  # fetch the entries' article pages (the cases about pages)
 
 
 def _headers(writer: ResponseWriter, content_type: str = "application/rss+xml") -> None:
@@ -101,8 +105,90 @@ def _redirect_loop(server: LocalServer, path: str) -> None:
     server.redirect(path + "/b", path, 302)
 
 
+def _surrogate_entry(server: LocalServer, path: str) -> None:
+    """A JSON Feed whose one item names half a character (valid JSON, no valid UTF-8)."""
+    items = [
+        {"id": f"s{n}", "title": "bad \ud800 title" if n == 2 else f"Fine {n}",
+         "url": f"https://example.org/s/{n}"}
+        for n in range(5)
+    ]  # fmt: skip
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": items})
+    server.add(path, body, content_type="application/feed+json")
+
+
+def _megabyte_author(server: LocalServer, path: str) -> None:
+    """An author 300 KB long: feedparser's e-mail search in it takes time squared."""
+    body = rss([{"title": "Long author", "link": "https://example.org/a"}]).replace(
+        "<title>Long author</title>", f"<title>Long author</title><author>{'x' * 300_000}</author>"
+    )
+    server.add(path, body)
+
+
+def _one_byte_chunks(server: LocalServer, path: str) -> None:
+    """More than max_feed_size in one-byte chunks: memory must follow the bytes."""
+
+    def chunks(request: RecordedRequest, writer: ResponseWriter) -> None:
+        writer.send_status(200)
+        writer.send_header("Content-Type", "application/rss+xml")
+        writer.send_header("Transfer-Encoding", "chunked")
+        writer.end_headers()
+        # Many chunks to a write: the client still gets one-byte chunks, and this thread
+        # does not starve the other cases' (and the client's) threads.
+        for _ in range(2 * MB // 4096):
+            writer.write(b"1\r\nx\r\n" * 4096)
+        writer.write(b"0\r\n\r\n")
+
+    server.add_handler(path, chunks)
+
+
+def _silent_page(request: RecordedRequest, writer: ResponseWriter) -> None:
+    """Accepts, reads the request and never answers (until the server stops)."""
+    while True:
+        writer.write(b"")  # raises once the test server is stopping
+        time.sleep(0.05)
+
+
+def _silent_pages(server: LocalServer, path: str) -> None:
+    """Forty article pages on a host that never answers: `per_host` at a time, each until
+    `timeout`, they would hold the feed for 15 s; feed_deadline ends the wait at 8 s. The
+    pages are on "localhost", which the guard resolves to the test server, so that they
+    queue for their own host's slots, not the ones every other case uses."""
+    for n in range(40):
+        server.add_handler(f"{path}/page/{n}", _silent_page)
+    items = [
+        {"title": f"Silent {n}", "guid": f"p{n}", "description": f"The feed's summary of {n}.",
+         "link": server.url(f"{path}/page/{n}").replace("//127.0.0.1:", "//localhost:")}
+        for n in range(40)
+    ]  # fmt: skip
+    server.add(path, rss(items))
+
+
+def _huge_page(server: LocalServer, path: str) -> None:
+    """An article page of 9 MB: over max_page_size, so it is never handed to extraction."""
+    paragraph = "<p>" + "The council debated the budget late into the night. " * 40 + "</p>"
+    page = f"<html><body><article>{paragraph * 1000}</article></body></html>".encode()
+    server.add(f"{path}/page", page, content_type="text/html")
+    server.add(path, rss([{"title": "Huge page", "link": server.url(f"{path}/page"),
+                           "guid": "h", "description": "The feed's own summary."}]))  # fmt: skip
+
+
+def _large_page(server: LocalServer, path: str) -> None:
+    """An article page of 2.5 MB, under max_page_size: extracted in a worker."""
+    paragraphs = "".join(
+        f"<p>Paragraph {n}: the council debated the budget and the new tram line late into"
+        f" the night, and the vote was postponed to next week (item {n}).</p>"
+        for n in range(14_000)
+    )
+    page = f"<html><body><article>{paragraphs}</article></body></html>".encode()
+    server.add(f"{path}/page", page, content_type="text/html")
+    server.add(path, rss([{"title": "Large page", "link": server.url(f"{path}/page"),
+                           "guid": "l", "description": "The feed's own summary."}]))  # fmt: skip
+
+
+# The 429 case's Retry-After: an HTTP date one hour after the test module was loaded.
+RETRY_AT = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
 CASES = [
-    Case("slow-drip", "timeout", "no complete response within 2 s", _slow_drip),
+    Case("slow-drip", "timeout", "no complete response within 3 s", _slow_drip),
     Case("endless-body", "too_large", "larger than", _endless),
     Case("gzip-bomb", "too_large", "larger than", _gzip_bomb),
     Case("entity-bomb", "parse_error", "entities", _static(ENTITY_BOMB)),
@@ -130,9 +216,7 @@ CASES = [
         _static(
             "",
             status=429,
-            headers={
-                "Retry-After": format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
-            },
+            headers={"Retry-After": format_datetime(RETRY_AT, usegmt=True)},
         ),
     ),
     Case(
@@ -172,6 +256,13 @@ CASES = [
         ),
     ),
     Case("empty", "not_a_feed", "empty", _static("")),
+    Case("surrogate-entry", "ok", "", _surrogate_entry),
+    Case("megabyte-author", "ok", "", _megabyte_author),
+    Case("one-byte-chunks", "fragmented", "pieces", _one_byte_chunks),
+    # The pages first: on the one test host they would queue behind the silent ones.
+    Case("huge-page", "ok", "", _huge_page, extract=True),
+    Case("large-page", "ok", "", _large_page, extract=True),
+    Case("silent-pages", "ok", "", _silent_pages, extract=True),
     Case(
         "truncated",
         "ok",
@@ -203,7 +294,10 @@ def install_all(server: LocalServer) -> dict[str, str]:
 
 
 def config_text(server: LocalServer, paths: dict[str, str]) -> str:
+    extracting = {case.name for case in CASES if case.extract}
     feeds = "".join(
-        f"  - name: {name}\n    url: {server.url(path)}\n" for name, path in paths.items()
+        f"  - name: {name}\n    url: {server.url(path)}\n"
+        + ("    extract: true\n" if name in extracting else "")
+        for name, path in paths.items()
     )
     return SETTINGS + "feeds:\n" + feeds

@@ -82,14 +82,15 @@ _NOT_FOUND = _Static(b"not found", 404, {"Content-Type": "text/plain"}, None, No
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host`: another loopback address (127.0.0.2) for tests of the address policy."""
         self._routes: dict[str, _Static | Handler] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
+        self._httpd = _HTTPServer((host, 0), _RequestHandler)
         self._httpd.owner = self
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.base_url = f"http://{host}:{self._httpd.server_address[1]}"
         # A short poll: shutdown waits for the next one, and every test shuts a server down.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

@@ -226,3 +226,16 @@ def test_database_setting_is_read_leniently(
     path.write_text(text)
     assert database_setting(path) == database
     assert database_setting(tmp_path / "absent.yaml") is None
+
+
+def test_page_and_worker_memory_caps() -> None:
+    """An article page may be 4 MB after decompression and a worker may hold 400 MB after a
+    job, unless feeds.yaml says otherwise (engine/pool.py, engine/stages.py)."""
+    defaults = parse_config("feeds: []\n").settings
+    assert (defaults.max_page_bytes, defaults.worker_memory_limit_bytes) == (4 * 2**20, 400 * 2**20)
+    settings = parse_config(
+        "settings:\n  max_page_size: 8MB\n  worker_memory_limit: 1GB\nfeeds: []\n"
+    ).settings
+    assert (settings.max_page_bytes, settings.worker_memory_limit_bytes) == (8 * 2**20, 2**30)
+    with pytest.raises(InvalidConfig, match="worker_memory_limit: 'lots' is not a size"):
+        parse_config("settings:\n  worker_memory_limit: lots\nfeeds: []\n")

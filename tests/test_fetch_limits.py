@@ -15,7 +15,7 @@ from fetch_helpers import ENCODERS, LOCAL, MB, RSS, fetch, send_headers
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.config.loader import parse_config
-from aggregator.errors import BodyTooLarge, FetchTimeout, InvalidConfig
+from aggregator.errors import BodyFragmented, BodyTooLarge, FetchTimeout, InvalidConfig
 from aggregator.fetch.client import _KEEP_STARTS, Fetcher, _HostSlots
 from aggregator.models import FetchResult, Settings
 
@@ -48,6 +48,53 @@ def test_compression_bomb_is_refused_in_flat_memory(
     finally:
         tracemalloc.stop()
     assert peak < 3 * MB  # the 1 MB allowed, plus a few 64 KB pieces in flight
+
+
+def serve_chunked(server: LocalServer, path: str, *, size: int, chunk: int) -> None:
+    """`size` bytes in chunks of `chunk` (Transfer-Encoding: chunked)."""
+    piece = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"
+    # Built here, not in the handler: the server runs in this process, and what it allocates
+    # while the client is measured would be counted as the client's.
+    payload = piece * (size // chunk) + b"0\r\n\r\n"
+
+    def chunked(request: RecordedRequest, writer: ResponseWriter) -> None:
+        writer.send_status(200)
+        writer.send_header("Content-Type", "application/rss+xml")
+        writer.send_header("Transfer-Encoding", "chunked")
+        writer.end_headers()
+        writer.write(payload)
+
+    server.add_handler(path, chunked)
+
+
+def test_a_body_in_one_byte_chunks_costs_its_size_not_its_chunks(server: LocalServer) -> None:
+    """A chunked body can be cut as fine as the server likes. Kept as one bytes object per
+    chunk, 1-byte chunks cost ~57 bytes each: 1.19 GB held for a 20 MB cap (4 MB here). Now
+    the body is one buffer, and a body this finely cut is refused after 4,096 pieces, before
+    it takes the event loop from every other request."""
+    cap = 64 * 1024  # traced, each chunk costs ~50 us: a larger cap makes a slow test
+    serve_chunked(server, "/tiny", size=cap + 1024, chunk=1)
+    server.add("/small", RSS)
+
+    async def run() -> int:
+        # Made and warmed up before anything is measured; a deadline no busy machine reaches.
+        async with Fetcher(replace(LOCAL, timeout_s=300)) as fetcher:
+            await fetcher.get(server.url("/small"), max_bytes=cap)
+            tracemalloc.start()
+            try:
+                with pytest.raises(BodyFragmented) as caught:
+                    await fetcher.get(server.url("/tiny"), max_bytes=cap)
+                assert caught.value.outcome == "fragmented"
+                assert "in 4,096 pieces" in str(caught.value)
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    # What a connection holds whatever its body: asyncio takes up to 256 KB from the socket
+    # at once and anyio copies it into httpcore's 64 KB reads (~0.5 MB measured).
+    reads = MB
+    peak = asyncio.run(run())
+    assert peak < 2 * cap + reads, f"{peak:,} bytes held for a {cap:,}-byte cap"
 
 
 def test_endless_body(server: LocalServer) -> None:

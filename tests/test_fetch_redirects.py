@@ -111,7 +111,7 @@ def test_private_address_is_refused_before_any_request(server: LocalServer) -> N
 def fooled(monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection layer's look-up answers without checking, as if DNS had lied."""
 
-    async def unchecked(host: str, port: int | None = None) -> list[str]:
+    async def unchecked(host: str, port: int | None = None, policy: object = None) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port)
         return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
 

@@ -110,8 +110,17 @@ def test_refusal_names_host_and_address() -> None:
     with pytest.raises(AddressRefused, match="allow_private_networks: true") as caught:
         address_guard.check_address(url, address, address)
     assert address in str(caught.value)
-    assert "intranet feed" in str(caught.value)
+    assert "list exactly 169.254.169.254/32 in allow_networks" in str(caught.value)
     assert caught.value.url == url
+
+
+def test_private_refusal_names_both_ways_to_allow_it() -> None:
+    url = "http://10.0.0.5/feed"
+    with pytest.raises(AddressRefused, match="allow_private_networks: true") as caught:
+        address_guard.check_address(url, "intranet.example", "10.0.0.5")
+    assert "resolves to 10.0.0.5" in str(caught.value)
+    assert "intranet feed" in str(caught.value)
+    assert "allow_networks" in str(caught.value)
 
 
 @pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700:4700::1111"])

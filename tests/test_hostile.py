@@ -10,7 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hostile import CASES, GOOD_ITEMS, RUSSIAN, config_text, install_all
+from hostile import CASES, GOOD_ITEMS, RETRY_AT, RUSSIAN, config_text, install_all
 from localserver import LocalServer
 
 from aggregator.config.loader import parse_config
@@ -18,7 +18,7 @@ from aggregator.engine.pool import Workers
 from aggregator.engine.run import fetch_feeds
 from aggregator.fetch import address_guard
 from aggregator.store import Store
-from aggregator.times import parse_iso, utc_now
+from aggregator.times import parse_iso
 
 
 @pytest.fixture
@@ -39,15 +39,19 @@ def test_every_hostile_case_is_recorded_and_the_good_feed_survives(
     store = Store.open(str(tmp_path / "hostile.db"))
     tracemalloc.start()
     started = time.monotonic()
-    outcomes = {
-        o.feed: o for o in asyncio.run(fetch_feeds(config, store, config.feeds, workers=Workers(0)))
-    }
+    # Extraction in a worker process, as in production: its memory is not the main process's.
+    workers = Workers(1)
+    try:
+        run = fetch_feeds(config, store, config.feeds, workers=workers)
+        outcomes = {o.feed: o for o in asyncio.run(run)}
+    finally:
+        workers.close()
     elapsed = time.monotonic() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    # Bounded: the slowest case is the 2 s deadline; everything runs concurrently.
-    assert elapsed < 15
+    # Bounded: the slowest case is the 8 s feed_deadline; everything runs concurrently.
+    assert elapsed < 20
     # Flat memory: a 64 MB bomb and an endless body never get past the 1 MB cap.
     assert peak < 40 * 1024 * 1024
 
@@ -80,8 +84,9 @@ def test_every_hostile_case_is_recorded_and_the_good_feed_survives(
     moved = store.execute("SELECT permanent_url FROM feeds WHERE name = 'moved-301'")[0][0]
     assert moved == server.url("/hostile/moved-301/2")
     retry = dict(store.execute("SELECT name, retry_after_until FROM feeds"))
-    wait_s = (parse_iso(retry["rate-limited-429"]) - utc_now()).total_seconds()
-    assert 3500 < wait_s <= 3600  # the HTTP date said one hour from now
+    # The HTTP date, whenever the test ran: not "an hour from now" by our clock.
+    late = (parse_iso(retry["rate-limited-429"]) - RETRY_AT).total_seconds()
+    assert 0 <= late <= 1  # rounded up to the next whole second
     assert retry["unavailable-503"] is not None
     assert retry["good"] is None
 

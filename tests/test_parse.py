@@ -97,6 +97,7 @@ def test_rss20() -> None:
         updated_at=None,
         tags=("World", "Disasters"),
         image="https://news.example.com/img/quake.jpg",
+        summary_html="<p>A strong <b>quake</b> hit.</p>\n      <p>More soon.</p>",
     )
     assert second.link == "https://news.example.com/second"
     assert (second.guid, second.summary, second.content_html) == (None, "", None)
@@ -147,6 +148,30 @@ def test_atom() -> None:
         ("<title>AT&amp;T &lt;b&gt;wins&lt;/b&gt; &amp;nbsp;big</title>", "title", "AT&T wins big"),
         ("<title><![CDATA[Rock &amp; <em>roll</em>]]></title>", "title", "Rock & roll"),
         ("<description>a &lt;script&gt;x()&lt;/script&gt;b</description>", "summary", "a b"),
+        # Double-escaped: feedparser decodes one layer, the summary the other.
+        (
+            "<description>&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt; teaser"
+            "</description>",
+            "summary",
+            "teaser",
+        ),
+        (
+            "<description>&amp;lt;b&amp;gt;Bold&amp;lt;/b&amp;gt; move</description>",
+            "summary_html",
+            "&lt;b&gt;Bold&lt;/b&gt; move",
+        ),
+        (
+            "<description>&lt;a href='/x' onclick='y()'&gt;A&lt;/a&gt;</description>",
+            "summary_html",
+            '<a href="https://news.example.com/x" rel="noopener noreferrer nofollow">A</a>',
+        ),
+        # Full content but no description: feedparser copies the content into the summary.
+        (
+            "<content:encoded>&lt;p&gt;Polls &lt;b&gt;close&lt;/b&gt;&lt;/p&gt;</content:encoded>",
+            "summary",
+            "Polls close",
+        ),
+        ("<content:encoded>&lt;p&gt;Polls close&lt;/p&gt;</content:encoded>", "summary_html", None),
         ("<enclosure url='/a.mp3' type='audio/mpeg'/>", "image", None),
         ("<enclosure url='/a.jpg' type='image/jpeg' length='1'/>", "image", SITE + "a.jpg"),
     ],
@@ -154,6 +179,36 @@ def test_atom() -> None:
 def test_entry_fields(item: str, field: str, expected: str | None) -> None:
     entry = only_entry(rss(f"<item>{item}</item>"))
     assert getattr(entry, field) == expected
+
+
+def test_atom_content_without_a_summary_is_not_taken_for_plain_text() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><id>1</id>
+    <title>x</title><content type="html">&lt;img src=x onerror=alert(document.domain)&gt;
+    Aid &lt;b&gt;arrives&lt;/b&gt;</content></entry></feed>"""
+    entry = only_entry(body)
+    assert (entry.summary, entry.summary_html) == ("Aid arrives", None)
+    assert "onerror" in (entry.content_html or "")  # raw by contract
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ('<summary type="text">&lt;b&gt;Labelled&lt;/b&gt; text</summary>', "Labelled text"),
+        ('<summary type="text">5 &lt; 6</summary>', "5 < 6"),
+        ('<summary type="html">&amp;lt;i&amp;gt;Twice&amp;lt;/i&amp;gt;</summary>', "Twice"),
+        (
+            '<summary type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">A <b>b</b></div>'
+            "</summary>",
+            "A b",
+        ),
+    ],
+)
+def test_atom_summaries_are_plain_text_without_markup(summary: str, expected: str) -> None:
+    body = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+        f"<entry><id>1</id><title>x</title>{summary}</entry></feed>"
+    ).encode()
+    assert only_entry(body).summary == expected
 
 
 def test_long_title_and_summary_are_capped() -> None:

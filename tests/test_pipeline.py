@@ -254,6 +254,36 @@ def test_a_page_that_fails_keeps_the_item_and_is_retried(server: LocalServer, st
     assert "Radaa Force" in str(text)
 
 
+def test_a_page_over_max_page_size_keeps_the_feeds_summary(
+    server: LocalServer, store: Store
+) -> None:
+    """Extraction needs tens of times a page's size in memory: a page larger than
+    max_page_size after decompression (small on the wire) is not extracted; the item keeps
+    the feed's summary and says why. A page under the cap in the same feed is extracted."""
+    big = article_page(LIBYA_TITLE, LIBYA_TEXT * 400)  # ~200 KB, a few KB gzipped
+    server.add("/big", big, content_type="text/html; charset=utf-8", gzip=True)
+    server.add("/small", article_page(LIBYA_TITLE, LIBYA_TEXT), content_type="text/html")
+    entries = [
+        {"title": "Big", "link": server.url("/big"), "guid": "big", "description": "Big one."},
+        {"title": "Small", "link": server.url("/small"), "guid": "small"},
+    ]
+    server.add("/f.xml", rss(entries))
+    config = make_config(server, {"wire": "/f.xml"}, "  max_page_size: 64KB")
+    assert len(big) > 64 * 1024
+    assert run(config, store)["wire"].outcome == "ok"
+    (summary, status, text, error), small = rows(
+        store, "SELECT summary, extract_status, text, extract_error FROM items ORDER BY title"
+    )
+    assert (summary, status, text) == ("Big one.", "failed", None)
+    assert str(error) == (
+        "the page is larger than max_page_size (64 KB) after decompression, so it was not "
+        "extracted and the feed's summary is kept; raise settings.max_page_size to extract "
+        "pages this large"
+    )
+    assert small[1] == "ok"
+    assert "Radaa Force" in str(small[2])
+
+
 def test_full_text_feeds_are_not_fetched_again(server: LocalServer, store: Store) -> None:
     content = "<p>" + " ".join(["Full text of the partner's article."] * 40) + "</p>"
     server.add(
@@ -389,7 +419,7 @@ def test_a_bug_while_refreshing_is_recorded_as_internal_error(
     server.add("/f.xml", rss([{"title": "x", "link": "https://example.org/x"}]))
     server.add("/g.xml", rss([{"title": "y", "link": "https://example.org/y"}]))
     config = make_config(server, {"broken": "/f.xml"})
-    monkeypatch.setattr(aggregator.engine.refresh, "drafts_for", broken)
+    monkeypatch.setattr(aggregator.engine.refresh, "drafts_and_skips", broken)
     outcome = run(config, store)["broken"]
     assert outcome.outcome == "internal_error"
     assert rows(store, "SELECT outcome, error FROM fetches") == [

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import pytest
 
-from aggregator.engine.pool import Workers, WorkerTimeout
+from aggregator.engine.pool import Workers, WorkerTimeout, resident_bytes
 from aggregator.errors import NotAFeed
 from aggregator.models import ParsedFeed
 
@@ -115,3 +116,40 @@ def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFix
 
     asyncio.run(scenario())
     assert "running it again" in caplog.text
+
+
+MB = 2**20
+_HELD: list[bytearray] = []  # in a worker: what `grow` made it keep
+
+
+def grow(megabytes: int) -> tuple[int, int]:
+    """In a worker: keep `megabytes` more (written, so resident); which process, holding what."""
+    _HELD.append(bytearray(megabytes * MB))
+    return os.getpid(), resident_bytes()
+
+
+def test_a_worker_over_the_memory_limit_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
+    """A job that leaves its worker holding more than the limit still returns its result;
+    the next job runs in a fresh process. Under the limit the worker is kept."""
+    caplog.set_level(logging.INFO, logger="aggregator.engine.pool")
+
+    async def scenario() -> None:
+        workers = Workers(1)
+        try:
+            # `_run` is what parse, extract and fingerprint call; `grow` is a job of our own.
+            pid, resident = await workers._run(grow, 0, timeout=30, what="growing")
+            workers.memory_limit_bytes = resident + 64 * MB
+            assert (await workers._run(grow, 16, timeout=30, what="growing"))[0] == pid
+            assert workers.recycled == 0
+            # Ran in the same worker and left it over the limit: its pool is retired.
+            assert (await workers._run(grow, 128, timeout=30, what="growing"))[0] == pid
+            fresh, fresh_resident = await workers._run(grow, 0, timeout=30, what="growing")
+            assert fresh != pid
+            assert fresh_resident < workers.memory_limit_bytes
+            assert workers.recycled == 1
+            assert (await workers.parse(GOOD, "https://e.org/f", None, None, 10)).entries
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+    assert "over worker_memory_limit" in caplog.text

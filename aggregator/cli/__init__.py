@@ -9,10 +9,26 @@ store's row modules: only `aggregator.store`'s public names (`Store`, `open_read
 from __future__ import annotations
 
 # Each module registers its commands on the group when imported.
-from aggregator.cli import commands, export_command, run_command, story_commands
+from aggregator.cli import (
+    commands,
+    export_command,
+    run_command,
+    serve_command,
+    story_commands,
+    worker_command,
+)
 from aggregator.cli.group import cli
 
-__all__ = ["cli", "commands", "export_command", "main", "run_command", "story_commands"]
+__all__ = [
+    "cli",
+    "commands",
+    "export_command",
+    "main",
+    "run_command",
+    "serve_command",
+    "story_commands",
+    "worker_command",
+]
 
 
 def main() -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -19,27 +23,40 @@ from aggregator.cli.group import (
     tag_option,
 )
 from aggregator.cli.tables import render
-from aggregator.errors import InvalidConfig
+from aggregator.cli.worker_command import broker_option
+from aggregator.errors import InvalidConfig, QueryInterrupted
 from aggregator.models import FeedStatus, Settings
-from aggregator.times import iso_utc, utc_now
+from aggregator.times import iso_utc, parse_duration, utc_now
 
 
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--no-extract", is_flag=True, help="Store entries without fetching article pages.")
 @click.option("--workers", type=click.IntRange(0, 64), help="Processes for parse/extract.")
+@broker_option
 @pass_context
 @guarded
-def fetch(obj: Context, names: tuple[str, ...], no_extract: bool, workers: int | None) -> None:
+def fetch(
+    obj: Context,
+    names: tuple[str, ...],
+    no_extract: bool,
+    workers: int | None,
+    broker: str | None,
+) -> None:
     """One pass over every feed (or the NAMEd ones) now, then exit.
 
     Exit code 0 when every feed was fetched, 1 when some failed (their errors are recorded
     and shown by `aggregator feeds`), 2 on bad configuration.
 
+    With --broker (or AGGREGATOR_BROKER) the pass goes through the distributed mode's
+    workers (`aggregator worker`), this command committing what they send; it ends when every
+    feed and article page is done. settings.broker alone does not change `fetch`.
+
     \b
     Examples:
       aggregator fetch
       aggregator fetch tass-en bbc-world --no-extract
+      aggregator fetch --broker redis://queue.example:6379/0
     """
     from aggregator.cli.fetch_progress import FetchView
     from aggregator.engine.pool import Workers
@@ -58,8 +75,14 @@ def fetch(obj: Context, names: tuple[str, ...], no_extract: bool, workers: int |
     view = FetchView(total=len(feeds))
     try:
         with view:
-            outcomes = asyncio.run(
-                fetch_feeds(
+            if broker:
+                from aggregator.engine.distributed import fetch_feeds_distributed
+
+                run = fetch_feeds_distributed(
+                    config, store, feeds, url=broker, extract=not no_extract, on_done=view.done
+                )
+            else:
+                run = fetch_feeds(
                     config,
                     store,
                     feeds,
@@ -67,7 +90,7 @@ def fetch(obj: Context, names: tuple[str, ...], no_extract: bool, workers: int |
                     workers=Workers(workers),
                     on_done=view.done,
                 )
-            )
+            outcomes = asyncio.run(run)
     finally:
         store.close()
     view.summary(outcomes)
@@ -180,22 +203,63 @@ def search(
     render(rows, fmt, columns=(*ITEM_COLUMNS, "snippet"), widths={"feeds": 24, "title": 50})
 
 
+def _timeout(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@contextmanager
+def _ctrl_c_cancels() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C (SIGINT) sets the event instead of raising: SQLite runs
+    the query in C, where a KeyboardInterrupt would wait for it to end; the query's
+    progress handler sees the event and stops it."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @cli.command()
 @click.argument("sql")
+@click.option(
+    "--timeout",
+    default="30s",
+    show_default=True,
+    callback=_timeout,
+    help="Stop the query after this long (90s, 2m, 1h).",
+)
 @format_option
 @pass_context
 @guarded
-def query(obj: Context, sql: str, fmt: str) -> None:
-    """Run read-only SQL against the store (tables: feeds, fetches, items, sightings,
-    stories, items_fts). Writes are refused.
+def query(obj: Context, sql: str, timeout: int, fmt: str) -> None:
+    """Run one read-only SQL statement against the store (tables: feeds, fetches, items,
+    sightings, stories, items_fts). Writes, ATTACH and functions that reach into SQLite's
+    internals are refused; a query stops after --timeout or at Ctrl-C (exit 130).
 
     \b
-    Example:
+    Examples:
       aggregator query "select feed, count(*) n from sightings group by feed"
+      aggregator query --timeout 2m "select count(*) from items where text like '%Libya%'"
     """
     from aggregator.store import open_reader
 
-    render(open_reader(obj.db_path()).query(sql), fmt)
+    with _ctrl_c_cancels() as stop:
+        reader = open_reader(obj.db_path())
+        try:
+            rows = reader.query(sql, timeout_s=timeout, cancelled=stop.is_set)
+        except QueryInterrupted as exc:
+            click.echo(f"aggregator: {exc}", err=True)
+            sys.exit(130)
+        finally:
+            reader.close()
+    render(rows, fmt)
 
 
 @cli.command()

@@ -21,10 +21,12 @@ NEXT_STEP = {
     Outcome.RATE_LIMITED: "The site asked us to slow down; raise this feed's interval.",
     Outcome.TIMEOUT: "The site is slow or unreachable; it is retried automatically.",
     Outcome.NETWORK_ERROR: "Check the host name and your network; it is retried automatically.",
+    Outcome.FRAGMENTED: "The server sends its body a few bytes at a time; tell its publisher.",
     Outcome.TOO_LARGE: (
         "The response exceeds the size cap; raise max_feed_size if it is legitimate."
     ),
-    Outcome.ADDRESS_REFUSED: "Set allow_private_networks: true only if this is an intranet feed.",
+    Outcome.ADDRESS_REFUSED: "Only if this is an intranet feed: list its network in "
+    "allow_networks (or set allow_private_networks: true).",
     Outcome.REDIRECT_ERROR: "The URL redirects in a loop or too often; fix the URL in feeds.yaml.",
     Outcome.NOT_A_FEED: "The URL serves no feed; find the feed's address on the site.",
     Outcome.PARSE_ERROR: "The feed cannot be read; tell its publisher, or check the URL.",

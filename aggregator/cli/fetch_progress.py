@@ -12,13 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from aggregator.cli.tables import printable, table_width
+from aggregator.cli.tables import table_width
 from aggregator.models import FeedOutcome, Outcome
+from aggregator.sanitize import terminal_text
 
 
 def _line(outcome: FeedOutcome) -> str:
-    """The plain line off a terminal; errors quote what servers sent, escapes and all."""
-    return printable(_said(outcome))
+    """The plain line off a terminal (often a log); errors quote what servers sent, so
+    controls and newlines are escaped."""
+    return terminal_text(_said(outcome))
 
 
 def _said(outcome: FeedOutcome) -> str:
@@ -75,7 +77,7 @@ class FetchView:
             # in it as markup (and crash) or "[link=...]" as a terminal hyperlink.
             table.add_row(
                 *(
-                    Text(printable(cell))
+                    Text(terminal_text(cell, multiline=True))
                     for cell in (
                         o.feed,
                         o.outcome,

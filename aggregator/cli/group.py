@@ -20,6 +20,7 @@ from aggregator import __version__
 from aggregator.cli.tables import FORMATS
 from aggregator.errors import AggregatorError, InvalidConfig, StoreError, UsageError
 from aggregator.models import Config, Settings
+from aggregator.sanitize import terminal_text
 from aggregator.times import since_to_iso, utc_now
 
 DEFAULT_CONFIG = "feeds.yaml"
@@ -76,7 +77,8 @@ pass_context = click.make_pass_decorator(Context)
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"aggregator: {message}", err=True)
+    # Errors may quote what a server sent (a Content-Type, a title): escaped for the terminal.
+    click.echo(f"aggregator: {terminal_text(message, multiline=True)}", err=True)
     sys.exit(code)
 
 

@@ -17,8 +17,9 @@ from aggregator.cli.group import (
     since_iso,
     tag_option,
 )
-from aggregator.cli.tables import printable, render
+from aggregator.cli.tables import render
 from aggregator.errors import StoreError
+from aggregator.sanitize import terminal_text
 from aggregator.times import iso_utc, utc_now
 
 SIGNALS = {"canonical_url": "canonical URL", "title": "headline", "minhash": "text"}
@@ -100,7 +101,7 @@ def show(obj: Context, story_id: int, fmt: str) -> None:
     if head is None:
         raise StoreError(f"there is no story {story_id}; `aggregator stories` lists them")
     if fmt == "table":
-        title = printable(str(head["title"]))
+        title = terminal_text(str(head["title"]))
         click.echo(
             f"story {story_id}: {title}\n{head['items']} item(s), first seen "
             f"{head['first_seen_at']}, last seen {head['last_seen_at']}"

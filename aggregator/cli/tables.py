@@ -1,4 +1,10 @@
-"""Rows -> table, JSON, NDJSON or CSV on stdout. JSON output is stable: keys are column names."""
+"""Rows -> table, JSON, NDJSON or CSV on stdout. JSON output is stable: keys are column names.
+
+Stored text came from the network, so none of it reaches a terminal raw: table cells and CSV
+shown on a terminal are escaped (`sanitize.terminal_text`: ESC as `\\x1b`, CSI as `\\u009b`);
+JSON and NDJSON always write every control character as a JSON escape (`sanitize.escaped_json`),
+which any reader decodes back to the exact data; CSV into a file or a pipe is the raw data.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from aggregator.sanitize import escaped_json, terminal_text
+
 FORMATS = ("table", "json", "ndjson", "csv")
 PIPE_WIDTH = 160
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # Columns of long text that a narrow terminal may cut short in a table.
 SHRINKABLE = frozenset({"title", "snippet", "url", "lead_url", "feeds", "summary", "text"})
-# C0 and C1 control characters but tab and newline: ESC starts a terminal's colour, cursor
-# and hyperlink sequences, CR overwrites the line.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Stored or received text made safe to show on a terminal: control characters become
-    U+FFFD. (Rich leaves them alone; it only has to be kept from reading markup.)"""
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
 
 
 def render(
@@ -40,28 +39,43 @@ def render(
     cells are cut with an ellipsis to fit the terminal, except in the `wrap` columns."""
     out = out or sys.stdout
     if fmt == "json":
-        json.dump(list(rows), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(escaped_json(json.dumps(list(rows), ensure_ascii=False, indent=2)) + "\n")
     elif fmt == "ndjson":
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(escaped_json(json.dumps(row, ensure_ascii=False)) + "\n")
     elif fmt == "csv":
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+        _csv(rows, out)
     else:
         if columns is not None:
             rows = [{c: row.get(c) for c in columns} for row in rows]
         _table(rows, out, title=title, widths=widths or {}, wrap=wrap)
 
 
+def is_terminal(out: TextIO) -> bool:
+    return hasattr(out, "isatty") and out.isatty()
+
+
 def table_width(out: TextIO) -> int | None:
     """A terminal's own width; 160 columns into a pipe or file (where Rich would assume 80 and
     squeeze the text columns to nothing), unless COLUMNS says otherwise."""
-    if os.environ.get("COLUMNS") or (hasattr(out, "isatty") and out.isatty()):
+    if os.environ.get("COLUMNS") or is_terminal(out):
         return None
     return PIPE_WIDTH
+
+
+def _csv(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """The raw data into a file or a pipe; on a terminal, text cells escaped (terminal_text)."""
+    if not rows:
+        return
+    shown = is_terminal(out)
+
+    def cell(value: Any) -> Any:
+        return terminal_text(value, multiline=True) if shown and isinstance(value, str) else value
+
+    columns = list(rows[0])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([cell(column) for column in columns])
+    writer.writerows([cell(row.get(column)) for column in columns] for row in rows)
 
 
 def _cell(value: Any) -> str:
@@ -71,7 +85,7 @@ def _cell(value: Any) -> str:
     text = str(value)
     if _ISO_TIME.match(text):
         return text[:10] + " " + text[11:16]
-    return printable(text)
+    return terminal_text(text, multiline=True)
 
 
 def _widths(
@@ -112,14 +126,14 @@ def _table(
     # Every cell, header and title is Text, never a str: Rich would read "[/b]" in a
     # feed's headline as markup (and crash) and "[link=...]" as a terminal hyperlink.
     table = Table(
-        title=None if title is None else Text(printable(title)),
+        title=None if title is None else Text(terminal_text(title)),
         show_lines=False,
         header_style="bold",
     )
     flexible = set(SHRINKABLE) | set(wrap)
     for column, width in _widths(rows, console.width, widths, flexible).items():
         table.add_column(
-            Text(printable(column)),
+            Text(terminal_text(column)),
             min_width=width,
             max_width=width,
             overflow="fold" if column in wrap else "ellipsis",

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from aggregator.config.settings_keys import SETTING_KEYS, bounded
+from aggregator.config.settings_keys import SETTING_KEYS, bounded, network
 from aggregator.errors import ConfigError, InvalidConfig
 from aggregator.models import Config, FeedConfig, Settings
 from aggregator.urls import canonical_url
@@ -73,13 +73,16 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
     values: dict[str, Any] = {}
     for key, value_node in _pairs(node, list(SETTING_KEYS), problems, "settings").items():
         field_name, kind = SETTING_KEYS[key]
+        if kind == "networks" and _bad_networks(loader, key, value_node, problems):
+            continue
         try:
             converted = bounded(key, kind, _scalar(loader, value_node))
         except ValueError as exc:
             problems.add(f"settings.{key}: {exc}", value_node)
             continue
         # Timeouts are float seconds in Settings; the interval stays whole seconds.
-        values[field_name] = float(converted) if field_name.endswith("timeout_s") else converted
+        seconds = field_name.endswith(("timeout_s", "deadline_s"))
+        values[field_name] = float(converted) if seconds else converted
     settings = replace(Settings(), **values)
     if settings.min_interval_s > settings.max_interval_s:
         problems.add(
@@ -88,6 +91,19 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
             node,
         )
     return settings
+
+
+def _bad_networks(loader: yaml.SafeLoader, key: str, node: yaml.Node, problems: _Problems) -> bool:
+    """Each network of a list that is not one, as a problem on its own line."""
+    if not isinstance(node, yaml.SequenceNode):
+        return False  # `networks` says what it must be
+    before = len(problems.items)
+    for item in node.value:
+        try:
+            network(_scalar(loader, item))
+        except ValueError as exc:
+            problems.add(f"settings.{key}: {exc}", item)
+    return len(problems.items) > before
 
 
 def _url_problem(url: Any) -> str | None:

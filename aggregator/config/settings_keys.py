@@ -4,6 +4,7 @@ takes, how that value is read, and the most it may be."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -24,7 +25,8 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "interval": ("interval_s", "duration"),
     "extract": ("extract", "bool"),
     "user_agent": ("user_agent", "str"),
-    "allow_private_networks": ("allow_private_networks", "bool"),
+    "allow_private_networks": ("allow_private_networks", "bool"),  # all private ranges
+    "allow_networks": ("allow_networks", "networks"),
     "timeout": ("timeout_s", "duration"),
     "connect_timeout": ("connect_timeout_s", "duration"),
     "max_feed_size": ("max_feed_bytes", "size"),
@@ -34,6 +36,8 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "concurrency": ("concurrency", "int"),
     "per_host": ("per_host", "int"),
     "host_gap": ("host_gap_s", "seconds"),
+    "feed_deadline": ("feed_deadline_s", "duration"),
+    "broker": ("broker", "broker"),  # the distributed mode: redis://host:6379/0
     # The daemon's schedule (schedule.py, daemon.py)
     "min_interval": ("min_interval_s", "duration"),
     "max_interval": ("max_interval_s", "duration"),
@@ -42,6 +46,7 @@ SETTING_KEYS: dict[str, tuple[str, str]] = {
     "tick": ("tick_s", "period"),
     "batch": ("batch", "int"),
     "stop_timeout": ("stop_timeout_s", "seconds"),
+    "worker_memory_limit": ("worker_memory_limit_bytes", "size"),
     # Near-duplicate detection (dedup.py)
     "dedup_threshold": ("dedup_threshold", "fraction"),
     "dedup_summary_threshold": ("dedup_summary_threshold", "fraction"),
@@ -65,6 +70,7 @@ MAXIMA: dict[str, float] = {
     "concurrency": 1000,
     "per_host": 100,
     "host_gap": 60,
+    "feed_deadline": 6 * 3600,
     "min_interval": 365 * DAY,
     "max_interval": 365 * DAY,
     "max_backoff": 365 * DAY,
@@ -72,11 +78,14 @@ MAXIMA: dict[str, float] = {
     "tick": 3600,
     "batch": 10_000,
     "stop_timeout": 3600,
+    "worker_memory_limit": 64 * 1024**3,
     "dedup_window": 365 * DAY,
 }
 assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
 _NUMBERS = {
-    k for k, (_, kind) in SETTING_KEYS.items() if kind not in ("str", "bool", "fraction", "publish")
+    k
+    for k, (_, kind) in SETTING_KEYS.items()
+    if kind not in ("str", "bool", "fraction", "publish", "networks", "broker")
 }
 PUBLISH_KEYS = ("link", "title")
 assert set(MAXIMA) == _NUMBERS, "every number in settings needs a maximum"
@@ -88,8 +97,10 @@ def convert(kind: str, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value  # plain seconds
         return parse_duration(str(value))
-    if kind == "publish":
-        return _publishing(value)
+    if kind in ("publish", "networks"):  # structured values: a mapping, a list
+        return _publishing(value) if kind == "publish" else networks(value)
+    if kind == "broker":
+        return broker_url(value)
     if kind in _CONVERTERS:
         return _CONVERTERS[kind](value)
     if kind == "bool":
@@ -108,6 +119,46 @@ def convert(kind: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a non-empty text")
     return value.strip()
+
+
+def networks(value: Any) -> tuple[str, ...]:
+    """`allow_networks`: a list of CIDRs (a bare address is its /32 or /128), normalised."""
+    if not isinstance(value, list):
+        raise ValueError(
+            f"{value!r} is not a list of networks; write for example [10.0.0.0/8, 192.168.1.20/32]"
+        )
+    return tuple(network(item) for item in value)
+
+
+def broker_url(value: Any) -> str:
+    """`broker`: the Redis of the distributed mode, as a redis://, rediss:// or unix:// URL."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.startswith(("redis://", "rediss://", "unix://")) or len(text) <= len("unix://"):
+        raise ValueError(
+            f"{value!r} is not a Redis URL; write for example redis://queue.example:6379/0"
+        )
+    return text
+
+
+def network(value: Any) -> str:
+    """One CIDR, normalised ("10.0.0.0/8"); ValueError says what is wrong with it."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a network; write for example 10.0.0.0/8")
+    text = value.strip()
+    try:
+        return str(ipaddress.ip_network(text))
+    except ValueError as exc:
+        try:  # host bits set: "10.0.0.1/8"
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{exc}; write for example 10.0.0.0/8, 192.168.1.20/32 or fd12:3456::/48"
+            ) from None
+        one = f"{text.partition('/')[0]}/{loose.max_prefixlen}"
+        raise ValueError(
+            f"{text!r} has bits set past its prefix; write {loose} for the network "
+            f"or {one} for the one address"
+        ) from None
 
 
 def _publishing(value: Any) -> Publishing:

@@ -3,6 +3,12 @@ collectors (`aggregator run --log-format json`).
 
 Log calls carry their facts as `extra={...}` (feed, outcome, new_items, ...): the human
 format appends them as key=value, the JSON format makes them keys.
+
+Messages and facts quote what servers sent (an error naming a Content-Type, a feed's title),
+so neither format lets a control character through raw: the human one escapes the message
+and every value (`sanitize.terminal_text`: ESC as `\\x1b`, a newline as `\\n`, so one
+event stays one line); the JSON one writes them as JSON escapes (`sanitize.escaped_json`),
+which a collector decodes back to the exact text.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from aggregator.sanitize import escaped_json, terminal_text
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -38,17 +46,20 @@ class JsonFormatter(logging.Formatter):
         entry.update(facts(record))
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return escaped_json(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class HumanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in facts(record).items())
-        line = f"{_time(record)} {record.levelname:<7} {record.getMessage()}"
+        extras = " ".join(
+            f"{terminal_text(str(k))}={terminal_text(str(v))}" for k, v in facts(record).items()
+        )
+        line = f"{_time(record)} {record.levelname:<7} {terminal_text(record.getMessage())}"
         if extras:
             line = f"{line}  {extras}"
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+        if record.exc_info:  # its lines stay lines; anything else in them is escaped
+            trace = terminal_text(self.formatException(record.exc_info), multiline=True)
+            line = f"{line}\n{trace}"
         return line
 
 

@@ -39,6 +39,7 @@ RESTART_SETTINGS = (
     "database",
     "user_agent",
     "allow_private_networks",
+    "allow_networks",
     "timeout_s",
     "connect_timeout_s",
     "max_redirects",
@@ -46,6 +47,7 @@ RESTART_SETTINGS = (
     "per_host",
     "host_gap_s",
     "tick_s",
+    "broker",
 )
 RETENTION_BATCH = 500  # items per transaction: the writer is never held for long
 CENSUS_S = 600.0  # how often the stale count (which reads every sighting) is refreshed
@@ -136,14 +138,7 @@ class Daemon:
         workers = MeteredWorkers(self.processes, self.metrics)
         server = self._serve_metrics()
         try:
-            async with RunContext(
-                self.config,
-                store,
-                role="daemon",
-                workers=workers,
-                clock=self.clock,
-                rng=self.rng,
-            ) as run:
+            async with self._run_context(store, workers) as run:
                 self.run_context = run
                 await self._until_stopped(handle_signals)
         finally:
@@ -151,6 +146,12 @@ class Daemon:
             if server is not None:
                 server.close()
         log.info("stopped")
+
+    def _run_context(self, store: Store, workers: Workers) -> RunContext:
+        """Embedded: this process fetches and extracts (daemon/distributed.py: workers do)."""
+        return RunContext(
+            self.config, store, role="daemon", workers=workers, clock=self.clock, rng=self.rng
+        )
 
     async def _until_stopped(self, handle_signals: bool) -> None:
         assert self._stopping is not None

@@ -3,7 +3,8 @@
 Parse, extract and fingerprint take bytes or text and return plain data, so they cross the
 process boundary cheaply. The pool forks from a server process that has already imported
 them (forkserver preload), so a worker starts in milliseconds instead of re-importing
-trafilatura.
+trafilatura. A worker reports its resident memory with each result; once one holds more than
+`memory_limit_bytes` (settings.worker_memory_limit), the pool is replaced by fresh workers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import resource
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -24,7 +27,7 @@ from typing import Any
 
 from aggregator.errors import AggregatorError
 from aggregator.extract.article import extract_article
-from aggregator.models import Article, Fingerprint, Outcome, ParsedFeed
+from aggregator.models import Article, Fingerprint, Outcome, ParsedFeed, Settings
 from aggregator.parse.feed import parse_feed
 from aggregator.stories.dedup import fingerprint
 
@@ -87,6 +90,42 @@ def worker_processes(executor: Executor) -> list[BaseProcess]:
     return list((executor._processes or {}).values())
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux), else the most it has held (ru_maxrss)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KB on Linux
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a job in a worker process ended with, and the worker's memory after it."""
+
+    result: Any
+    error: AggregatorError | None  # the domain errors a stage raises; others propagate
+    resident: int  # bytes
+    peak: int  # the most the worker has held so far (ru_maxrss), bytes
+
+
+def _peak_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KB on Linux
+
+
+def _measured(func: Any, *args: Any) -> _Done:
+    """In a worker: run the job and say how much memory the worker holds afterwards. A large
+    page can leave a worker holding far more than it started with even once its objects are
+    freed (the allocator keeps the pages), and an error can leave it as large as a success."""
+    try:
+        result, error = func(*args), None
+    except AggregatorError as exc:
+        result, error = None, exc
+    return _Done(result, error, resident_bytes(), _peak_bytes())
+
+
 @dataclass(eq=False)
 class _Pool:
     executor: Executor
@@ -104,6 +143,12 @@ class Workers:
     jobs never times out. A job past its deadline has its pool killed (a process cannot be
     interrupted any other way); the other jobs that were running in that pool start again on
     a fresh one, once.
+
+    A worker that holds more than `memory_limit_bytes` after a job has its pool retired: new
+    jobs go to a fresh pool at once, the retired one's jobs in flight finish and its workers
+    exit (`shutdown(wait=False)`, nothing killed). CPython's ProcessPoolExecutor cannot retire
+    one worker (one that exits on its own breaks the pool), and `max_tasks_per_child` counts
+    jobs, not memory; a fresh pool costs milliseconds (forkserver). `recycled` counts them.
     """
 
     def __init__(
@@ -112,10 +157,16 @@ class Workers:
         *,
         parse_timeout_s: float = PARSE_TIMEOUT_S,
         extract_timeout_s: float = EXTRACT_TIMEOUT_S,
+        memory_limit_bytes: int | None = None,
     ) -> None:
         self.processes = default_processes() if processes is None else processes
         self.parse_timeout_s = parse_timeout_s
         self.extract_timeout_s = extract_timeout_s
+        if memory_limit_bytes is None:
+            memory_limit_bytes = Settings().worker_memory_limit_bytes
+        self.memory_limit_bytes = memory_limit_bytes
+        self.recycled = 0  # pools retired because a worker passed memory_limit_bytes
+        self.peak_worker_bytes = 0  # the most any worker has held (for benchmarks/hostile)
         self._current: _Pool | None = None
         # One per event loop: a Workers outlives the asyncio.run of a test or a CLI command,
         # and a semaphore belongs to the loop it first waits in.
@@ -167,8 +218,11 @@ class Workers:
         loop = asyncio.get_running_loop()
         async with self._free_workers():
             pool = self._pool()
+            # Only a process pool's workers are measured: a thread pool's memory is ours.
+            measured = isinstance(pool.executor, ProcessPoolExecutor)
+            job = (_measured, func, *args) if measured else (func, *args)
             try:
-                future = loop.run_in_executor(pool.executor, func, *args)
+                future = loop.run_in_executor(pool.executor, *job)
             except BrokenProcessPool:  # a crash broke the pool before this job got in
                 self._discard(pool)
                 raise _TakenDown from None
@@ -185,7 +239,7 @@ class Workers:
                     f"{what} took longer than {timeout:g} s; the input is too large or malformed"
                 )
             try:
-                return future.result()
+                result = future.result()
             except BrokenProcessPool:
                 if pool.killed:
                     raise _TakenDown from None
@@ -193,6 +247,28 @@ class Workers:
                 # start a fresh pool for the next job and report this one as failed.
                 self._discard(pool)
                 raise WorkerCrashed("a worker process died while handling this input") from None
+            if not measured:
+                return result
+            ended: _Done = result
+            self.peak_worker_bytes = max(self.peak_worker_bytes, ended.peak)
+            if ended.resident > self.memory_limit_bytes:
+                self._retire(pool, ended.resident, what)
+            if ended.error is not None:
+                raise ended.error
+            return ended.result
+
+    def _retire(self, pool: _Pool, resident: int, what: str) -> None:
+        """A worker of `pool` holds more memory than the limit: fresh workers from now on."""
+        if self._current is pool:  # once per pool, however many of its jobs report it
+            self.recycled += 1
+            log.info(
+                "after %s a worker holds %d MB, over worker_memory_limit (%d MB); "
+                "starting fresh workers",
+                what,
+                resident // 2**20,
+                self.memory_limit_bytes // 2**20,
+            )
+        self._discard(pool)
 
     def _kill(self, pool: _Pool) -> None:
         """Stop a pool whose worker is stuck; the next job gets a fresh pool. The jobs in

@@ -18,6 +18,7 @@ from aggregator.engine.stages import (
     ArticleText,
     FeedPoll,
     PageFetch,
+    PolledFeed,
     RefreshBatch,
     commit_batch,
     extract_page,
@@ -48,7 +49,7 @@ from aggregator.schedule.after_refresh import after_failure, after_success
 from aggregator.schedule.due import policy_from, rate_window_start
 from aggregator.store import Store
 from aggregator.stories.dedup import DedupPolicy
-from aggregator.stories.identity import drafts_for
+from aggregator.stories.identity import drafts_and_skips
 from aggregator.times import iso_utc, utc_now
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class Pipeline:
     _started: dict[str, int] = field(default_factory=dict)
     # Items whose page was retried in this run (see _retry_pending).
     _retried: set[int] = field(default_factory=set)
+    # How many refreshes are waiting for each page right now: one nobody waits for any more
+    # (its feed's deadline passed) is stopped, so it does not hold a host's slots for nothing.
+    _waiting: dict[str, int] = field(default_factory=dict)
 
     def _history(self, feed: FeedConfig, now: datetime) -> FeedHistory:
         """The feed's history as the schedule sees it, with the user's interval override."""
@@ -116,10 +120,12 @@ class Pipeline:
                 error="skipped: the server said the feed is gone (410); "
                 "remove it from feeds.yaml or give it a new URL",
             )
+        # The whole refresh, article pages included, ends by this (time.monotonic()).
+        deadline = t0 + self.config.settings.feed_deadline_s
         # Pages that failed on earlier runs are retried alongside, not before, the feed.
         retries = asyncio.ensure_future(self._retry_pending(feed))
         try:
-            outcome = await self._refresh(feed, state, started)
+            outcome = await self._refresh(feed, state, started, deadline)
         except asyncio.CancelledError:  # shutting down: the retries stop too
             retries.cancel()
             raise
@@ -130,14 +136,21 @@ class Pipeline:
             outcome = self._record_failure(
                 feed, state, started, InternalError(f"unexpected error: {exc!r}")
             )
-        await retries
+        # Retries commit one page at a time: stopping them at the deadline loses none.
+        await asyncio.wait([retries], timeout=max(0.0, deadline - time.monotonic()))
+        if not retries.done():
+            retries.cancel()
+            await asyncio.gather(retries, return_exceptions=True)
+            self._drop_unwanted_pages()
         return replace(
             outcome,
             pages_fetched=self._started.pop(feed.name, 0),  # new pages and retries alike
             duration_ms=int((time.monotonic() - t0) * 1000),
         )
 
-    async def _refresh(self, feed: FeedConfig, state: FeedState, started: datetime) -> FeedOutcome:
+    async def _refresh(
+        self, feed: FeedConfig, state: FeedState, started: datetime, deadline: float
+    ) -> FeedOutcome:
         settings = self.config.settings
         # After a 301/308 the feed is fetched from where it moved (until feeds.yaml changes).
         url = state.permanent_url or state.url
@@ -149,6 +162,21 @@ class Pipeline:
             max_entries=settings.max_entries,
         )
         polled = await poll_feed(poll, fetcher=self.fetcher, workers=self.workers)
+        return await self.commit_polled(
+            feed, state, started=started, url=url, polled=polled, deadline=deadline
+        )
+
+    async def commit_polled(
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        *,
+        started: datetime,
+        url: str,
+        polled: PolledFeed,
+        deadline: float,
+    ) -> FeedOutcome:
+        """The rest of a refresh once the feed is polled (here, or by a distributed worker)."""
         result, parsed = polled.response, polled.parsed
         record = FetchRecord(
             feed=feed.name,
@@ -168,13 +196,24 @@ class Pipeline:
                 http_status=304,
                 fetch_ms=result.elapsed_ms,
             )
-        drafts = await self._prepare(feed, drafts_for(parsed.entries))
-        warning = parsed.warning
+        entries, skipped = drafts_and_skips(parsed.entries)
+        drafts, late = await self._prepare(feed, entries, deadline)
+        warnings = [parsed.warning] if parsed.warning else []
+        if skipped:
+            shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+            warnings.append(f"{len(skipped)} entries could not be stored and were skipped: {shown}")
         if parsed.total_entries > len(parsed.entries):
-            warning = (
+            warnings.append(
                 f"the feed has {parsed.total_entries} entries; only the first "
                 f"{len(parsed.entries)} were read (settings.max_entries)"
             )
+        if late:
+            warnings.append(
+                f"feed_deadline ({_duration(self.config.settings.feed_deadline_s)}) passed with"
+                f" {late} of {len(drafts)} article pages unfinished; their entries are stored"
+                " with the feed's summary and the pages are fetched on the next run"
+            )
+        warning = "; ".join(warnings) or None
         parsed = replace(parsed, warning=warning)
         record = replace(record, outcome=Outcome.OK, entries=len(parsed.entries), warning=warning)
         update = after_success(state, result, parsed, **self._schedule(feed))
@@ -191,11 +230,36 @@ class Pipeline:
             fetch_ms=result.elapsed_ms,
         )
 
-    async def _prepare(self, feed: FeedConfig, drafts: list[ItemDraft]) -> list[ItemDraft]:
+    async def _prepare(
+        self, feed: FeedConfig, drafts: list[ItemDraft], deadline: float
+    ) -> tuple[list[ItemDraft], int]:
         """Keep the drafts the store lacks or that changed, each with its fate decided and,
-        for new items, its article and fingerprint attached."""
+        for new items, its article and fingerprint attached. Entries whose page is not done
+        by the deadline go without it (pending, fingerprinted from the summary); returns
+        how many did."""
         changed = with_fates(drafts, self.store.known_entries(feed.name, drafts))
-        return list(await asyncio.gather(*(self._prepare_one(feed, d) for d in changed)))
+        tasks = [asyncio.ensure_future(self._prepare_one(feed, d)) for d in changed]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        prepared, late = [], 0
+        for draft, task in zip(changed, tasks, strict=True):
+            if task.done():
+                prepared.append(task.result())
+                continue
+            task.cancel()
+            late += 1
+            prepared.append(await self._without_page(draft))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._drop_unwanted_pages()
+        return prepared, late
+
+    async def _without_page(self, draft: ItemDraft) -> ItemDraft:
+        """A new entry whose page missed the deadline: stored now, its page left pending."""
+        if draft.fate is not Fate.NEW:
+            return draft
+        title, summary = draft.entry.title, draft.entry.summary
+        fingerprint = await self._fingerprint(title, None, summary)
+        return replace(draft, extract_status=ExtractStatus.PENDING, fingerprint=fingerprint)
 
     async def _prepare_one(self, feed: FeedConfig, draft: ItemDraft) -> ItemDraft:
         known = draft.fate is not Fate.NEW
@@ -244,7 +308,7 @@ class Pipeline:
             return replace(draft, extract_status=ExtractStatus.SKIPPED)
         if not self.extract:
             return draft  # --no-extract: left pending for a later run
-        article, error = await self._page(draft.url, draft.entry.link, feed.name)
+        article, error = await self._await_page(draft.url, draft.entry.link, feed.name)
         if article is None:
             return replace(draft, extract_status=ExtractStatus.FAILED, extract_error=error)
         return replace(draft, article=article, extract_status=ExtractStatus.OK)
@@ -254,6 +318,27 @@ class Pipeline:
         listing one article fetch it once, but the daemon's pipeline lives for weeks."""
         self._pages = {url: task for url, task in self._pages.items() if not task.done()}
         self._retried.clear()
+
+    async def _await_page(
+        self, url: str, link: str, feed: str
+    ) -> tuple[Article | None, str | None]:
+        """The page's article (or why there is none), fetched once however many feeds ask.
+        Shielded: when this feed gives up on it (its deadline), another feed may still wait."""
+        self._waiting[url] = self._waiting.get(url, 0) + 1
+        try:
+            return await asyncio.shield(self._page(url, link, feed))
+        finally:
+            self._waiting[url] -= 1
+            if not self._waiting[url]:
+                del self._waiting[url]
+
+    def _drop_unwanted_pages(self) -> None:
+        """Stop the pages nobody waits for any more (their feeds' deadlines passed): they
+        would hold a host's slots for nothing. The next run fetches them again."""
+        for url, task in list(self._pages.items()):
+            if not task.done() and url not in self._waiting:
+                task.cancel()
+                del self._pages[url]
 
     def _page(
         self, url: str, link: str, feed: str
@@ -291,7 +376,7 @@ class Pipeline:
     async def _retry_page(self, feed: FeedConfig, item_id: int, url: str, link: str) -> bool:
         """One earlier failure again; never raises (the feed's own refresh must go on)."""
         try:
-            article, error = await self._page(url, link, feed.name)
+            article, error = await self._await_page(url, link, feed.name)
             fingerprint = None
             if article is not None:  # the text arrived: the item is matched again by it
                 fingerprint = await self._fingerprint(article.title, article.text, None)
@@ -330,3 +415,10 @@ class Pipeline:
         )
         commit_refresh(self.store, feed.name, [], record, update)
         return FeedOutcome(feed.name, exc.outcome, http_status=status, error=str(exc))
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole % 60 or whole < 60:
+        return f"{seconds:g}s"
+    return f"{whole // 60}m" if whole % 3600 or whole < 3600 else f"{whole // 3600}h"

@@ -50,6 +50,7 @@ class RunContext:
         self.leases = Leases(store, role=role, clock=clock)
         self._own_workers = workers is None
         self.workers = workers or Workers()
+        self.workers.memory_limit_bytes = config.settings.worker_memory_limit_bytes
         self._extract = extract
         self._rng = rng or random.Random()
         self._stack = AsyncExitStack()
@@ -102,6 +103,7 @@ class RunContext:
         fetcher took at start stay until a restart)."""
         self.config = config
         self.pipeline.config = config
+        self.workers.memory_limit_bytes = config.settings.worker_memory_limit_bytes
 
     def between_batches(self) -> None:
         """Forget the article pages already fetched: within a batch two feeds listing one

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from aggregator.engine.commit import commit_refresh
 from aggregator.engine.pool import Workers
-from aggregator.errors import FetchError
+from aggregator.errors import BodyTooLarge, FetchError
 from aggregator.fetch.client import Fetcher
 from aggregator.models import (
     Article,
@@ -118,12 +118,30 @@ async def poll_feed(request: FeedPoll, *, fetcher: Fetcher, workers: Workers) ->
 
 
 async def fetch_page(request: PageFetch, *, fetcher: Fetcher) -> PageBody:
-    page = await fetcher.get_page(request.link, max_bytes=request.max_bytes, accept=PAGE_ACCEPT)
+    """The page, at most `max_bytes` after decompression: the cap on what extraction is handed
+    too, as trafilatura needs tens of times a page's size in memory."""
+    try:
+        page = await fetcher.get_page(request.link, max_bytes=request.max_bytes, accept=PAGE_ACCEPT)
+    except BodyTooLarge as exc:
+        raise BodyTooLarge(
+            f"the page is larger than max_page_size ({_size(request.max_bytes)}) after "
+            "decompression, so it was not extracted and the feed's summary is kept; raise "
+            "settings.max_page_size to extract pages this large",
+            url=exc.url,
+        ) from exc
     if page.content_type and page.content_type not in HTML_TYPES:
         raise FetchError(
             f"the link serves {page.content_type}, not an HTML article page", url=page.final_url
         )
     return PageBody(page.final_url, page.body, page.charset)
+
+
+def _size(n: int) -> str:
+    """4 MB, 512 KB, 900 bytes."""
+    for unit, size in (("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 async def extract_page(page: PageBody, *, workers: Workers) -> Article:

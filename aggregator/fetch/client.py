@@ -17,10 +17,11 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
 
@@ -109,12 +110,12 @@ def _describe(exc: Exception, host: str) -> str:
 
 
 @contextmanager
-def _translated(url: httpx.URL) -> Iterator[None]:
+def _translated(url: httpx.URL, policy: address_guard.NetworkPolicy) -> Iterator[None]:
     """httpx, ssl and socket errors become FetchError with a plain message."""
     try:
         yield
     except address_guard.NotPublic as exc:  # refused by the connection layer: nothing was sent
-        address_guard.check_address(str(url), exc.host, exc.address)  # raises AddressRefused
+        address_guard.check_address(str(url), exc.host, exc.address, policy)  # AddressRefused
         raise
     except httpx.ConnectTimeout as exc:
         raise FetchTimeout(f"could not connect to host {url.host} in time", url=str(url)) from exc
@@ -210,6 +211,15 @@ class _HostSlots:
             self._prune_at = max(_KEEP_STARTS, 2 * len(self._started))
 
 
+class HostSlots(Protocol):
+    """When a request to a host may start: `_HostSlots` within this process by default; the
+    distributed mode's workers pass one that shares the hosts' turns through Redis."""
+
+    def hold(
+        self, host: str, in_flight: asyncio.Semaphore, *, gap_s: float = 0.0
+    ) -> AbstractAsyncContextManager[None]: ...
+
+
 @dataclass(frozen=True)
 class _Hop:
     """One request's answer; the body is read only for 2xx and 304."""
@@ -223,8 +233,11 @@ class _Hop:
 class Fetcher:
     """Every HTTP request of a run, over one connection pool: `async with Fetcher(s) as f:`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, host_slots: HostSlots | None = None) -> None:
         self._settings = settings
+        self._policy = address_guard.NetworkPolicy.of(
+            settings.allow_networks, allow_private_networks=settings.allow_private_networks
+        )
         slots = settings.concurrency
         limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
         self._client = httpx.AsyncClient(
@@ -235,10 +248,12 @@ class Fetcher:
             limits=limits,
             http2=False,
             trust_env=False,  # a proxy from the environment would hide the peer from the guard
-            transport=None if settings.allow_private_networks else public_only_transport(limits),
+            # Always the guarded connection layer: metadata addresses stay refused even
+            # where private networks are allowed.
+            transport=public_only_transport(limits, self._policy),
         )
         self._in_flight = asyncio.Semaphore(settings.concurrency)
-        self._hosts = _HostSlots(settings.per_host, settings.host_gap_s)
+        self._hosts = host_slots or _HostSlots(settings.per_host, settings.host_gap_s)
         self._robots = RobotsCache(self.get, user_agent=settings.user_agent)
 
     async def __aenter__(self) -> Fetcher:
@@ -312,7 +327,7 @@ class Fetcher:
         # holds one while waiting for another that its waiters hold.
         hold = self._hosts.hold(url.host, self._in_flight, gap_s=gap_s)
         async with hold, deadline.running(url):
-            with _translated(url):
+            with _translated(url, self._policy):
                 async with self._client.stream("GET", url, headers=headers) as response:
                     self._check_peer(url, response)
                     status = response.status_code
@@ -331,12 +346,10 @@ class Fetcher:
     def _check_peer(self, url: httpx.URL, response: httpx.Response) -> None:
         """Check the address the answer came from. `public_transport.PublicOnly` connects
         only to addresses it checked; this is belt and braces, after the request went out."""
-        if self._settings.allow_private_networks:
-            return
         stream = response.extensions.get("network_stream")
         address = stream.get_extra_info("server_addr") if stream is not None else None
         if address:  # (host, port) or, for IPv6, (host, port, flowinfo, scope_id)
-            address_guard.check_address(str(url), url.host, str(address[0]))
+            address_guard.check_address(str(url), url.host, str(address[0]), self._policy)
 
 
 def _parse_url(text: str) -> httpx.URL:

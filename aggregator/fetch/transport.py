@@ -1,8 +1,9 @@
-"""Connections only to public addresses, made to the very address that was checked.
+"""Connections only to addresses the guard allows, made to the very address that was checked.
 
-fetch.py installs this connection layer unless `allow_private_networks` is set: it is where
-hosts are resolved and checked, so a refused host is refused before a byte of the request is
-sent, and a pooled connection is not resolved again.
+client.py always installs this connection layer, with the policy from `allow_networks` and
+`allow_private_networks` (metadata addresses stay refused even when private networks are
+allowed): it is where hosts are resolved and checked, so a refused host is refused before a
+byte of the request is sent, and a pooled connection is not resolved again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from aggregator.fetch import address_guard
 
 
 class PublicOnly(httpcore.AsyncNetworkBackend):
-    """Connects to public addresses only, and to the very address it checked.
+    """Connects to public addresses only (and those `policy` allows), and to the very address
+    it checked.
 
     Were a host checked and then resolved again to connect, a name whose DNS answer changes
     in between (DNS rebinding) would lead anywhere. Here the host is resolved once, every
@@ -26,8 +28,9 @@ class PublicOnly(httpcore.AsyncNetworkBackend):
     header, so certificates and virtual hosts work as before.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, policy: address_guard.NetworkPolicy = address_guard.PUBLIC_ONLY) -> None:
         self._backend = httpcore.AnyIOBackend()
+        self._policy = policy
 
     async def connect_tcp(
         self,
@@ -38,7 +41,7 @@ class PublicOnly(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:  # address_guard.NotPublic goes up as it is: fetch.py says it with the URL
-            addresses = await address_guard.public_addresses(host, port)
+            addresses = await address_guard.public_addresses(host, port, self._policy)
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise httpcore.ConnectError(f"could not resolve host {host}: {exc}") from exc
         failure: Exception = httpcore.ConnectError(f"no address for host {host}")
@@ -116,13 +119,17 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
     inside its transport (a private attribute), this one holds its own, built as httpx's is.
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        limits: httpx.Limits,
+        policy: address_guard.NetworkPolicy = address_guard.PUBLIC_ONLY,
+    ) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PublicOnly(),
+            network_backend=PublicOnly(policy),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -152,5 +159,7 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
         await self._pool.aclose()
 
 
-def public_only_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    return PublicOnlyTransport(limits)
+def public_only_transport(
+    limits: httpx.Limits, policy: address_guard.NetworkPolicy = address_guard.PUBLIC_ONLY
+) -> httpx.AsyncBaseTransport:
+    return PublicOnlyTransport(limits, policy)

@@ -27,7 +27,8 @@ from aggregator.errors import NotAFeed, ParseError
 from aggregator.models import Entry, ParsedFeed
 from aggregator.parse import cadence
 from aggregator.parse.json_feed import SUMMARY_LIMIT, TITLE_LIMIT, parse_json_feed
-from aggregator.text import clip, collapse_ws, html_to_text
+from aggregator.sanitize import safe_html
+from aggregator.text import clip, collapse_ws, html_to_text, markup_free_text
 from aggregator.times import iso_utc
 from aggregator.urls import http_url
 
@@ -95,6 +96,36 @@ def parse_feed(
         raise ParseError(f"the feed could not be read ({type(exc).__name__}: {exc})") from exc
 
 
+# Elements that name a person: feedparser looks for an e-mail address in them with a regex
+# whose time grows with the square of their length (16 KB: 4 s; 1 MB: hours).
+_PERSON = re.compile(
+    rb"(<(?:[a-z]+:)?(?:author|creator|managingEditor|webMaster|name|email|contributor)\b[^>]*>)"
+    rb"([^<]{%d})[^<]*" % 1024,
+    re.IGNORECASE,
+)
+
+
+def _clip_people(document: bytes) -> bytes:
+    """Cut what an author-like element says to 1 KB before feedparser reads it."""
+    return _PERSON.sub(rb"\1\2", document)
+
+
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _legal_charrefs(document: bytes) -> bytes:
+    """Character references to what XML 1.0 forbids (a lone surrogate, NUL, most C0
+    controls) become U+FFFD: feedparser's fallback parser crashes on a surrogate one,
+    which would cost the whole feed for one entry's title."""
+
+    def legal(match: re.Match[bytes]) -> bytes:
+        code = int(match[1], 16) if match[1] else int(match[2])
+        allowed = code in (9, 10, 13) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+        return match[0] if allowed or 0x10000 <= code <= 0x10FFFF else b"&#xFFFD;"
+
+    return _CHARREF.sub(legal, document) if b"&#" in document else document
+
+
 def _is_json(body: bytes, content_type: str | None) -> bool:
     first = body.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
     if first == b"<":
@@ -111,7 +142,7 @@ def _parse_xml(
             "the feed declares XML entities, which feeds never need; refused for safety"
         )
     result = feedparser.parse(
-        io.BytesIO(document),
+        io.BytesIO(_clip_people(_legal_charrefs(document))),
         # Already UTF-8; content-location is the base for relative links.
         response_headers={
             "content-location": url,
@@ -212,11 +243,13 @@ def _not_a_feed(body: bytes, content_type: str | None) -> NotAFeed:
 
 def _entry(entry: dict[str, Any], base: str) -> Entry:
     guid = entry.get("id")
+    link = http_url(entry.get("link"), base)
+    summary, summary_html = _summary(entry, link or base)
     return Entry(
         guid=(guid.strip() or None) if isinstance(guid, str) else None,
-        link=http_url(entry.get("link"), base),
+        link=link,
         title=clip(_plain(entry, "title"), TITLE_LIMIT),
-        summary=clip(_plain(entry, "summary"), SUMMARY_LIMIT),
+        summary=clip(summary, SUMMARY_LIMIT),
         content_html=_content_html(entry),
         author=_author(entry),
         # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
@@ -225,7 +258,33 @@ def _entry(entry: dict[str, Any], base: str) -> Entry:
         updated_at=_date(dict.get(entry, "updated_parsed")),
         tags=_tags(entry),
         image=next(_images(entry, base), None),
+        summary_html=summary_html,
     )
+
+
+def _summary(entry: Mapping[str, Any], base: str) -> tuple[str, str | None]:
+    """The entry's summary as plain text without markup, and as safe HTML if the feed gave
+    it as HTML.
+
+    feedparser copies an entry's content into `summary` when it has none, without a
+    `summary_detail`: that is the content, not a summary, and its type is the content's.
+    """
+    value, detail = entry.get("summary"), entry.get("summary_detail")
+    if not isinstance(value, str):
+        return "", None
+    if isinstance(detail, Mapping):
+        if _is_html(detail.get("type")):
+            return markup_free_text(value, html=True), safe_html(value, base_url=base) or None
+        return markup_free_text(value, html=False), None
+    copied = next(
+        (
+            part
+            for part in entry.get("content") or []
+            if isinstance(part, Mapping) and part.get("value") == value
+        ),
+        {},
+    )
+    return markup_free_text(value, html=_is_html(copied.get("type"))), None
 
 
 def _plain(holder: Mapping[str, Any], key: str) -> str:

@@ -7,12 +7,13 @@ Entry: links absolute http(s) only, titles and summaries capped.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 from aggregator.errors import NotAFeed, ParseError
 from aggregator.models import Entry, ParsedFeed
-from aggregator.text import clip, collapse_ws, html_to_text
+from aggregator.text import clip, collapse_ws, markup_free_text
 from aggregator.times import iso_utc
 from aggregator.urls import http_url
 
@@ -53,9 +54,32 @@ def parse_json_feed(body: bytes, *, url: str, max_entries: int) -> ParsedFeed:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(text: str) -> str:
+    """JSON's \\ud800 escapes can name half of a character; such a half becomes U+FFFD, as
+    the XML path does for a surrogate character reference."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _without_surrogates(value)
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    return value
+
+
 def _load(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        # Every string, keys included, goes through the hook for objects and arrays alike.
+        return json.loads(
+            body,
+            object_pairs_hook=lambda pairs: {
+                _without_surrogates(k): _clean_value(v) for k, v in pairs
+            },
+        )
     except json.JSONDecodeError as exc:
         raise ParseError(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
@@ -70,9 +94,12 @@ def _load(body: bytes) -> Any:
 
 def _entry(item: dict[str, Any], base: str, feed_authors: str | None) -> Entry:
     content_html = _text(item.get("content_html"), collapse=False) or None
-    summary = _text(item.get("summary")) or _text(item.get("content_text"))
+    # `summary` and `content_text` are plain text by the spec; publishers put HTML in them
+    # too, and none of it may reach the plain summary as tags.
+    plain = _text(item.get("summary")) or _text(item.get("content_text"))
+    summary = markup_free_text(plain, html=False)
     if not summary and content_html:
-        summary = html_to_text(content_html)
+        summary = markup_free_text(content_html, html=True)
     tags = item.get("tags")
     return Entry(
         guid=_guid(item.get("id")),

@@ -166,7 +166,8 @@ def _rss(entries: Sequence[StoryEntry], channel: Channel) -> str:
         for tag in _tags(entry):
             ET.SubElement(item, "category").text = tag
         if summary := _summary(entry):
-            ET.SubElement(item, "description").text = summary
+            # RSS readers take a description for HTML: the plain summary goes in escaped.
+            ET.SubElement(item, "description").text = html.escape(summary, quote=False)
         if content := _content_html(entry):
             ET.SubElement(item, f"{{{CONTENT}}}encoded").text = content
     return _xml(rss)
@@ -208,7 +209,10 @@ def _json_feed(entries: Sequence[StoryEntry], channel: Channel) -> str:
         "feed_url": channel.link,
         "items": items,
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    # "<" and ">" only occur inside strings: escaped there, the same JSON can never open a tag
+    # in a page that embeds it or a client that sniffs it as HTML.
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e") + "\n"
 
 
 # -- XML helpers -----------------------------------------------------------------------------

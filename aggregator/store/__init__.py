@@ -7,8 +7,9 @@ parse, extract, stories, schedule, engine, daemon, publish, cli). Other packages
 the names below, never its row modules.
 """
 
+from aggregator.store.connection import harden_reader
 from aggregator.store.queries import Row
 from aggregator.store.reader import Reader, open_reader
 from aggregator.store.writer import Store
 
-__all__ = ["Reader", "Row", "Store", "open_reader"]
+__all__ = ["Reader", "Row", "Store", "harden_reader", "open_reader"]

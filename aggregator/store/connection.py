@@ -3,6 +3,8 @@ transaction every change runs in."""
 
 from __future__ import annotations
 
+import logging
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,35 +13,123 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
+from aggregator.store.migrations import migrations
+
+log = logging.getLogger(__name__)
 
 # How long a write waits for another process's write lock before it gives up (ms). Writers
 # hold it for one feed's refresh; only `stories rebuild` holds it for long.
 BUSY_TIMEOUT_MS = 10_000
 
+# SQL functions a reader connection refuses, and why: none of them answers a question about
+# the news, and each reaches past SQL into the process (`aggregator query` runs any SQL).
+DENIED_FUNCTIONS = {
+    # One argument returns the address of a C tokenizer (a pointer leak); two register one
+    # from any address (code execution).
+    "fts3_tokenizer": "it reads and writes raw C pointers",
+    "load_extension": "it loads native code",
+    # Debugging helpers that decode any blob as an r-tree node (past memory-safety bugs).
+    "rtreenode": "it decodes raw r-tree pages",
+    "rtreedepth": "it decodes raw r-tree pages",
+    # Writes to the process's error log: a side effect, not a read.
+    "sqlite_log": "it writes to the process's error log",
+}
+
 
 def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
+    """The writer's connection, or a read-only one, on a file that has been checked first
+    (`check_file`): nothing is written to a file that is not a store, is damaged, or was
+    migrated by a newer aggregator. A reader of a newer store only warns (see there)."""
     if read_only:
         uri = f"{Path(path).resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         conn.execute("PRAGMA query_only = ON")
-        # mode=ro covers this file only: ATTACH (and VACUUM INTO, which attaches) would
-        # create or write any other file the user names.
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        conn.set_authorizer(_refuse_attach)
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        # NORMAL is durable across application crashes in WAL mode; only power loss can
-        # drop the last transactions, never corrupt the file.
-        conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
+        newer = check_file(conn, path)
+        if newer and not read_only:
+            raise StoreError(newer_message(path, newer))
+        if newer:
+            log.warning("aggregator: warning: %s", newer_message(path, newer, reading=True))
+        if read_only:
+            harden_reader(conn)
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode; only power loss can
+            # drop the last transactions, never corrupt the file.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def _refuse_attach(action: int, *_: str | None) -> int:
-    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
+def harden_reader(conn: sqlite3.Connection) -> None:
+    """What every connection that runs other people's SQL needs, ours or the web view's:
+    mode=ro covers this file only, so ATTACH (and VACUUM INTO, which attaches) is refused, as
+    are the functions in DENIED_FUNCTIONS."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.set_authorizer(_reader_authorizer)
+
+
+def check_file(conn: sqlite3.Connection, path: str) -> list[str]:
+    """Read the file's schema and its applied migrations before anything writes to it.
+
+    A file that is not a SQLite database, or a damaged one (a truncated file fails here:
+    SQLite compares the size its header records with the file's), is a StoreError that says
+    how to recover; so is a database with tables that is not a store. Returns the
+    migrations this file has that this version does not know (it was written by a newer
+    aggregator); an empty file is a new store."""
+    try:
+        tables = {
+            str(r[0])
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not str(r[0]).startswith("sqlite_")
+        }
+        applied = (
+            [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY name",
+                    [migrations.name],
+                )
+            ]
+            if "_sqlite_migrations" in tables
+            else []
+        )
+    except sqlite3.DatabaseError as exc:
+        raise store_error("cannot open the database", path, exc) from exc
+    if tables and not applied:
+        raise StoreError(
+            f"{path} is a SQLite database but not an aggregator store (it has tables but no"
+            f" {migrations.name!r} migrations in _sqlite_migrations); point --db at the store"
+        )
+    # sqlite-utils keeps the registered migrations in a private list and has no public one.
+    known = {m.name for m in migrations._migrations}
+    return [name for name in applied if name not in known]
+
+
+def newer_message(path: str, newer: list[str], *, reading: bool = False) -> str:
+    names = ", ".join(newer)
+    what = f"migration{'s' if len(newer) > 1 else ''} {names}"
+    head = (
+        f"{path} was written by a newer aggregator (it has {what} that this version does not know)"
+    )
+    if reading:
+        return f"{head}; reading it anyway, but what that version added may be missing here"
+    return f"{head}; use that version, or restore a backup"
+
+
+def _reader_authorizer(action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
+    if action == sqlite3.SQLITE_ATTACH:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 @contextmanager
@@ -58,11 +148,15 @@ def writing(db: Database) -> Iterator[None]:
         except BaseException:
             db.rollback()
             raise
-    except sqlite3.OperationalError as exc:  # not IntegrityError and the like: those are bugs
-        raise store_error("cannot write to", _file_of(db), exc) from exc
+    except sqlite3.DatabaseError as exc:
+        # Not IntegrityError and the like: those are bugs. A damaged file says how to recover.
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if isinstance(exc, sqlite3.OperationalError) or code in _DAMAGED:
+            raise store_error("cannot write to", file_of(db), exc) from exc
+        raise
 
 
-def _file_of(db: Database) -> str:
+def file_of(db: Database) -> str:
     """The file of the connection's main database, for messages."""
     try:
         return next(str(r[2]) for r in db.execute("PRAGMA database_list") if r[1] == "main")
@@ -70,14 +164,31 @@ def _file_of(db: Database) -> str:
         return "the database"
 
 
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 def store_error(doing: str, path: str, exc: sqlite3.Error) -> StoreError:
-    if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # ProgrammingError and the like: none
+    if code in _DAMAGED:
+        return StoreError(damaged_message(doing, path, exc))
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(
             f"{doing} {path}: another process has held its write lock for over"
             f" {BUSY_TIMEOUT_MS / 1000:g} s; try again (is a long `aggregator stories rebuild`"
             " or another tool writing to it?)"
         )
     return StoreError(f"{doing} {path}: {exc}")
+
+
+def damaged_message(doing: str, path: str, exc: sqlite3.Error) -> str:
+    """A file SQLite cannot read as a database (random bytes, a text file, a truncated or
+    otherwise damaged database): what it said, and how to get the data back."""
+    quoted = shlex.quote(path)
+    return (
+        f"{doing} {path}: {exc} (damaged, or not a SQLite file)."
+        f" Recover what it holds with `sqlite3 {quoted} .recover > recovered.sql` (then"
+        " `sqlite3 new.db < recovered.sql` and point --db at new.db), or restore a backup"
+    )
 
 
 def existing(path: str) -> str:

@@ -108,6 +108,7 @@ def _item_values(draft: ItemDraft) -> dict[str, Any]:
         "link": entry.link,
         "title": entry.title or (article.title if article else None),
         "summary": entry.summary,
+        "summary_html": entry.summary_html,
         "author": entry.author or (article.author if article else None),
         "published_at": entry.published_at or (article.published_at if article else None),
         "updated_at": entry.updated_at,

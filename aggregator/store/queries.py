@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from sqlite3 import SQLITE_CORRUPT, SQLITE_NOTADB
 from typing import Any
 
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
 from aggregator.models import FeedStatus
+from aggregator.store.connection import damaged_message, file_of
 
 Row = dict[str, Any]
 
@@ -28,6 +30,8 @@ def dict_rows(db: Database, sql: str, params: list[Any]) -> list[Row]:
     try:
         cursor = db.execute(sql, params)
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            raise StoreError(damaged_message("cannot read", file_of(db), exc)) from exc
         raise StoreError(str(exc)) from exc
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -101,8 +105,3 @@ def feeds(db: Database) -> list[Row]:
         f" WHEN '{FeedStatus.FAILING}' THEN 1 WHEN '{FeedStatus.OK}' THEN 2 ELSE 3 END, name",
         [],
     )
-
-
-def query(db: Database, sql: str, params: list[Any] | None = None) -> list[Row]:
-    """Any SQL the reader connection allows (it is read-only)."""
-    return dict_rows(db, sql, params or [])

@@ -5,15 +5,38 @@ dicts keyed by column name (the CLI's JSON output is those keys)."""
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.errors import StoreError, UnknownName
+from aggregator.errors import QueryInterrupted, QueryRefused, StoreError, UnknownName
 from aggregator.models import FeedHistory, StoryEntry, StoryFilter
 from aggregator.store import queries, schedule_rows, story_queries
-from aggregator.store.connection import connect, existing
+from aggregator.store.connection import (
+    DENIED_FUNCTIONS,
+    connect,
+    existing,
+    file_of,
+    store_error,
+)
 from aggregator.store.queries import Row
+
+# What one `Reader.query` (`aggregator query`, the web view's SQL) may use.
+QUERY_TIMEOUT_S = 30.0
+# The largest string or blob a query may make or read (SQLITE_LIMIT_LENGTH, this connection,
+# during the query only): randomblob(999999999) fails at once instead of taking 1 GB. Above
+# any stored value at the default caps (a 10 MB page, a 20 MB feed).
+QUERY_MAX_VALUE_BYTES = 100_000_000
+# SQLite's heap in this process (PRAGMA hard_heap_limit: process-wide, and only ever lowered
+# once set), and the soft limit above which it gives back page cache.
+QUERY_HEAP_BYTES = 500_000_000
+QUERY_SOFT_HEAP_BYTES = 100_000_000
+# The rows a query hands back, counted as the sizes of their values: Python holds them all.
+QUERY_MAX_RESULT_BYTES = 200_000_000
+# How many SQLite VM steps run between two looks at the clock and the cancel flag.
+_PROGRESS_STEPS = 1000
 
 
 def open_reader(path: str) -> Reader:
@@ -104,15 +127,133 @@ class Reader:
 
     # -- any SQL ------------------------------------------------------------------------------
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[Row]:
-        """`aggregator query`: any SQL a reader connection allows; a refusal says why."""
+    def query(
+        self,
+        sql: str,
+        params: list[Any] | None = None,
+        *,
+        timeout_s: float | None = QUERY_TIMEOUT_S,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Row]:
+        """`aggregator query` (and the web view): one statement of any SQL a reader connection
+        allows, within limits. It stops when `timeout_s` passes or `cancelled()` turns true
+        (checked every 1,000 SQLite steps, so a runaway query stops too); a value
+        over QUERY_MAX_VALUE_BYTES, SQLite's heap over QUERY_HEAP_BYTES or a result over
+        QUERY_MAX_RESULT_BYTES stop it as well. Every refusal is a one-line QueryRefused
+        (a StoreError) that says why and what to do; a cancel is QueryInterrupted."""
+        conn = self.db.conn
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        stopped: list[str] = []
+
+        def progress() -> int:
+            if cancelled is not None and cancelled():
+                stopped.append("interrupted")
+                return 1
+            if deadline is not None and time.monotonic() > deadline:
+                stopped.append("timeout")
+                return 1
+            return 0
+
+        if cancelled is not None and cancelled():
+            raise QueryInterrupted("interrupted: the query was stopped before it started")
+        _limit_heap(conn)
+        length = conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, QUERY_MAX_VALUE_BYTES)
+        conn.set_progress_handler(progress, _PROGRESS_STEPS)
+        cursor = None
         try:
-            return queries.query(self.db, sql, params)
-        except StoreError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode == sqlite3.SQLITE_AUTH:
-                raise StoreError(
-                    f"{exc}: queries only read this database; ATTACH and VACUUM INTO, which"
-                    " open or create other files, are refused"
-                ) from exc
-            raise
+            cursor = conn.execute(sql, params or [])
+            rows = _bounded_rows(cursor)
+        except (sqlite3.Error, sqlite3.Warning, MemoryError) as exc:
+            raise self._refusal(exc, stopped[-1] if stopped else None, timeout_s) from exc
+        finally:
+            if cursor is not None:
+                cursor.close()
+            conn.set_progress_handler(None, 0)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
+        if cancelled is not None and cancelled():  # Ctrl-C while the last rows were read
+            raise QueryInterrupted("interrupted: the query was stopped")
+        return rows
+
+    def _refusal(
+        self, exc: BaseException, stopped: str | None, timeout_s: float | None
+    ) -> StoreError:
+        if stopped == "interrupted":
+            return QueryInterrupted("interrupted: the query was stopped")
+        if stopped == "timeout":
+            return QueryRefused(
+                f"the query ran past its time limit of {_duration(timeout_s or 0)} and was"
+                " stopped; give it longer with `aggregator query --timeout 2m ...`, or make"
+                " it do less (a LIMIT, a WHERE on an indexed column)"
+            )
+        if isinstance(exc, sqlite3.Warning | sqlite3.ProgrammingError) and "one statement" in str(
+            exc
+        ):
+            return QueryRefused(
+                "one statement at a time: a query runs a single SQL statement; run the others"
+                " separately, or combine them with UNION ALL or subqueries"
+            )
+        if isinstance(exc, MemoryError):
+            heap = _size(_heap_limit(self.db.conn))
+            return QueryRefused(
+                f"the query needed more memory than SQLite may use here ({heap});"
+                " make it do less: a LIMIT, fewer or smaller columns, no ORDER BY over everything"
+            )
+        code = getattr(exc, "sqlite_errorcode", 0)
+        message = str(exc)
+        if code == sqlite3.SQLITE_TOOBIG:
+            return QueryRefused(
+                f"the query made or read a value over {_size(QUERY_MAX_VALUE_BYTES)}, the most"
+                f" one value may be ({message}); make it smaller (substr(), length())"
+            )
+        if message.startswith("not authorized to use function:"):
+            name = message.rsplit(":", 1)[1].strip().lower()
+            why = DENIED_FUNCTIONS.get(name, "it reaches past the data")
+            return QueryRefused(f"{name}() is refused: {why}; queries only read the store")
+        if code == sqlite3.SQLITE_AUTH:
+            return QueryRefused(
+                f"{message}: queries only read this database; ATTACH and VACUUM INTO, which"
+                " open or create other files, are refused"
+            )
+        if isinstance(exc, sqlite3.Error) and code & 0xFF in (
+            sqlite3.SQLITE_CORRUPT,
+            sqlite3.SQLITE_NOTADB,
+        ):
+            return store_error("cannot read", file_of(self.db), exc)
+        return QueryRefused(message)
+
+
+def _bounded_rows(cursor: sqlite3.Cursor) -> list[Row]:
+    names = [d[0] for d in cursor.description or ()]
+    rows: list[Row] = []
+    size = 0
+    while batch := cursor.fetchmany(1000):
+        for row in batch:
+            size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+            if size > QUERY_MAX_RESULT_BYTES:
+                raise QueryRefused(
+                    f"the result is over {_size(QUERY_MAX_RESULT_BYTES)} (after {len(rows):,}"
+                    " rows); ask for fewer rows (a LIMIT, a WHERE) or fewer columns"
+                )
+            rows.append(dict(zip(names, row, strict=True)))
+    return rows
+
+
+def _limit_heap(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA hard_heap_limit = {int(QUERY_HEAP_BYTES)}")  # only ever lowers it
+    soft = int(conn.execute("PRAGMA soft_heap_limit").fetchone()[0])
+    if soft == 0 or soft > QUERY_SOFT_HEAP_BYTES:
+        conn.execute(f"PRAGMA soft_heap_limit = {int(QUERY_SOFT_HEAP_BYTES)}")
+
+
+def _heap_limit(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA hard_heap_limit").fetchone()[0])
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:g} MB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"

@@ -109,6 +109,23 @@ class Store:
         ).fetchall()
         return [(int(i), str(url), str(link)) for i, url, link in rows]
 
+    def page_state(self, url: str) -> tuple[int, str, int] | None:
+        """(item id, extract_status, extract_attempts) of the item with this canonical URL: the
+        distributed mode's writer checks an extraction message against it (a message delivered
+        twice finds the attempts it counted on already moved on)."""
+        row = self.db.execute(
+            "SELECT id, extract_status, extract_attempts FROM items WHERE url = ?", [url]
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), int(row[2] or 0))
+
+    def has_fetch(self, feed: str, *, started_at: str, url: str) -> bool:
+        """Whether this fetch attempt is already recorded (a poll's answer delivered twice)."""
+        row = self.db.execute(
+            "SELECT 1 FROM fetches WHERE feed = ? AND started_at = ? AND url = ? LIMIT 1",
+            [feed, started_at, url],
+        ).fetchone()
+        return row is not None
+
     # -- the schedule and leases (SQL in store/schedule_rows.py) ----------------------------
 
     def feed_history(self, name: str, *, since: str) -> FeedHistory:

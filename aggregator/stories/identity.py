@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import fields
 
 from aggregator.models import Entry, Fate, ItemDraft, KnownEntries
+from aggregator.sanitize import plain_text
 from aggregator.urls import canonical_url
 
 
@@ -36,11 +38,42 @@ def draft_for(entry: Entry) -> ItemDraft:
 
 def drafts_for(entries: Iterable[Entry]) -> list[ItemDraft]:
     """One draft per distinct key, first occurrence wins (feeds do repeat entries)."""
+    return drafts_and_skips(entries)[0]
+
+
+def drafts_and_skips(entries: Iterable[Entry]) -> tuple[list[ItemDraft], list[str]]:
+    """`drafts_for`, leaving out each entry that cannot be stored, with the reason: one bad
+    entry costs only itself, never the feed's others."""
     seen: dict[str, ItemDraft] = {}
-    for entry in entries:
+    skipped: list[str] = []
+    for number, entry in enumerate(entries, 1):
+        problem = _unstorable(entry)
+        if problem is not None:
+            title = plain_text(entry.title.encode("utf-8", "replace").decode())[:60]
+            skipped.append(f"entry {number} ({title!r}): {problem}")
+            continue
         draft = draft_for(entry)
         seen.setdefault(draft.key, draft)
-    return list(seen.values())
+    return list(seen.values()), skipped
+
+
+def _unstorable(entry: Entry) -> str | None:
+    """Why the entry's text cannot be stored, or None. A lone surrogate (valid in JSON's
+    \\ud800 escapes) has no UTF-8 form, so neither the entry's digest nor SQLite takes it."""
+    for field in fields(entry):
+        value = getattr(entry, field.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and not _encodable(text):
+                return f"its {field.name} is not valid Unicode (it has a lone surrogate)"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def fate_of(draft: ItemDraft, known: KnownEntries) -> Fate:
