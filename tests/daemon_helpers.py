@@ -49,7 +49,7 @@ def config_text(feeds: Iterable[tuple[str, str]], **settings: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, what: str = "the condition") -> T:
+def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "the condition") -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

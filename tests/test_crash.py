@@ -121,9 +121,11 @@ def kill_after(config: Path, db: Path, lock: Path, commits: int) -> int:
     daemon = spawn(config, db)
     try:
         if commits == 0:
-            wait_for(lambda: lock.exists() and lock.read_text().strip() == str(daemon.pid))
+            wait_for(
+                lambda: lock.exists() and lock.read_text().strip() == str(daemon.pid), timeout=60
+            )
         else:
-            wait_for(lambda: refreshes(db) >= target, what=f"{commits} refreshes")
+            wait_for(lambda: refreshes(db) >= target, timeout=60, what=f"{commits} refreshes")
     finally:
         in_flight = kill(daemon, db)
     return in_flight
@@ -131,7 +133,13 @@ def kill_after(config: Path, db: Path, lock: Path, commits: int) -> int:
 
 def finish_round(config: Path, db: Path, round_: int) -> subprocess.Popen[bytes]:
     daemon = spawn(config, db)
-    wait_for(lambda: all_at_round(db, round_), timeout=20, what=f"round {round_} stored")
+    try:
+        # Bounded generously: a busy machine (CI) can take long to start a daemon.
+        wait_for(lambda: all_at_round(db, round_), timeout=60, what=f"round {round_} stored")
+    except BaseException:
+        daemon.kill()
+        daemon.wait(10)
+        raise
     return daemon
 
 
