@@ -1,6 +1,6 @@
 """The distributed mode against the embedded one, over a loopback newsroom.
 
-    .venv/bin/python -m benchmarks.distributed [--feeds 20] [--items 50] [--hosts 10] [--quick]
+    .venv/bin/python -m benchmarks.distributed [--feeds 20] [--items 50] [--repeat N] [--quick]
 
 A server process holds `--hosts` LocalServers (tests/localserver.py) on 127.0.0.1 ...
 127.0.0.N, `--feeds` RSS feeds of `--items` entries spread over them, every entry linking to
@@ -399,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=200, help="messages per overhead sample")
     parser.add_argument("--quick", action="store_true", help="10 feeds of 10 items")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; best kept")
+    parser.add_argument("--json", type=Path, help="also write every round's rows here")
     args = parser.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.rounds = 10, 10, 50
@@ -421,20 +422,25 @@ def main(argv: list[str] | None = None) -> int:
     assert server.pid is not None
     bench = Bench(folder, site["feeds"], site["pages"], server.pid)
     rows: list[Row] = []
+    best: dict[str, Row] = {}
     try:
         print(f"python {platform.python_version()}, {os.cpu_count()} cores, {folder}", flush=True)
-        for contender in (
-            bench.embedded,
-            lambda: bench.distributed(1, args.threads),
-            lambda: bench.distributed(2, args.threads),
-        ):
-            row = contender()
-            rows.append(row)
-            print(
-                f"{row.name}: {row.wall_s:.2f} s, {row.items} items, {row.extracted} "
-                f"extracted, cpu {row.cpu}, others {row.others_s:.1f}",
-                flush=True,
-            )
+        best: dict[str, Row] = {}
+        for round_ in range(1, args.repeat + 1):
+            for contender in (
+                bench.embedded,
+                lambda: bench.distributed(1, args.threads),
+                lambda: bench.distributed(2, args.threads),
+            ):
+                row = contender()
+                rows.append(row)
+                if row.name not in best or row.wall_s < best[row.name].wall_s:
+                    best[row.name] = row
+                print(
+                    f"round {round_}: {row.name}: {row.wall_s:.2f} s, {row.items} items, "
+                    f"{row.extracted} extracted, cpu {row.cpu}, others {row.others_s:.1f}",
+                    flush=True,
+                )
         costs = overhead(bench.redis.url, files, args.rounds)
     finally:
         bench.close()
@@ -442,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         here.recv()
         server.join(30)
         shutil.rmtree(folder, ignore_errors=True)
-    text = report(rows, costs, site, args)
+    text = report(list(best.values()), costs, site, args)
     print(text)
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))

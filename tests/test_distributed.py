@@ -412,7 +412,7 @@ def slow_newsroom(server: LocalServer, pages: int = 5) -> tuple[dict[str, str], 
         items.append({"title": f"Article {n}", "link": server.url(f"/a/{n}"), "guid": f"a{n}"})
     huge = [
         f"Paragraph {i} of the full report, with its many findings, number {i}."
-        for i in range(7000)
+        for i in range(5000)
     ]
     server.add("/huge", article_page("The full report", huge), content_type=html)
     items.append({"title": "The full report", "link": server.url("/huge"), "guid": "huge"})

@@ -82,7 +82,10 @@ class RemoteFailure(AggregatorError):
 
     def __init__(self, error: tasks.PollError) -> None:
         super().__init__(error.message)
-        self.outcome = Outcome(error.outcome)
+        try:
+            self.outcome = Outcome(error.outcome)
+        except ValueError:  # a worker of another version: the failure is recorded all the same
+            self.outcome = Outcome.ERROR
         self.status = error.http_status
         self.retry_after_s = error.retry_after_s
 
@@ -386,6 +389,10 @@ class DistributedRun(RunContext):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), wait)
                 wait = min(wait * 2, RECONNECT_MAX_S)
+            except Exception:  # the commit queue must never stop being read
+                log.exception("reading the commit queue failed; going on")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RECONNECT_MAX_S)
 
     async def _handle(self, message: MessageProxy) -> None:
         """Apply one commit message, then acknowledge it (the ack waits out a Redis restart:

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import signal
 import threading
@@ -161,19 +162,24 @@ def send(broker: Broker, msg: dramatiq.Message[Any], *, delay_ms: int | None = N
             wait = min(wait * 2, 5.0)
 
 
+_SUBJECT = {
+    POLL: re.compile(r'"feed":"((?:[^"\\]|\\.)*)"'),
+    FETCH_PAGE: re.compile(r'"link":"((?:[^"\\]|\\.)*)"'),
+    EXTRACT_PAGE: re.compile(r'"link":"((?:[^"\\]|\\.)*)"'),
+}
+
+
 def describe(actor: str, args: Sequence[Any]) -> str:
-    """A message's subject in a few words (a feed, a URL), for `aggregator workers`."""
+    """A message's subject in a few words (a feed, the page's link), for `aggregator
+    workers`: read from the head of the JSON, without decoding a page's bytes."""
+    pattern = _SUBJECT.get(actor)
+    if pattern is None or not args or not isinstance(args[0], str):
+        return ""
+    found = pattern.search(args[0], 0, 4096)
     try:
-        data = json.loads(args[0])
-        if actor == POLL:
-            return str(data["feed"])
-        if actor == FETCH_PAGE:
-            return str(data["page"]["link"])
-        if actor == EXTRACT_PAGE:
-            return str(data["body"]["url"])
-    except (ValueError, KeyError, TypeError, IndexError):
-        pass
-    return ""
+        return str(json.loads(f'"{found.group(1)}"')) if found else ""
+    except ValueError:
+        return ""
 
 
 # -- the worker's stages ------------------------------------------------------------------------
@@ -520,7 +526,7 @@ class Presence(Middleware):
         with self._lock:
             self.doing[threading.get_ident()] = job
             stale = time.monotonic() - self._last_beat > BEAT_S / 4
-        if stale:  # a long job shows at once, not at the next beat
+        if stale or message.actor_name == EXTRACT_PAGE:  # the long jobs show at once
             self.beat()
 
     def after_process_message(
@@ -594,6 +600,7 @@ def run_worker(
             f"a worker consumes {' and '.join(brokers.WORKER_QUEUES)}; not {', '.join(unknown)}"
         )
     brokers.check(url)
+    warm_up()
     broker, _, presence = worker_broker(settings, url, queues=queues, threads=threads)
     stop = stop or threading.Event()
     handlers = _on_signals(stop)
@@ -680,6 +687,15 @@ def _child(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
     run_worker(settings, url, queues=queues, threads=threads, stop=stop)
+
+
+def warm_up() -> None:
+    """Import what the stages import lazily (trafilatura, datasketch), before the worker says
+    it is alive: its first message is then as quick as the others (the embedded pool's
+    forkserver preloads the same)."""
+    fingerprint("warm up", "a few words to fingerprint before the first message", None)
+    with contextlib.suppress(AggregatorError):  # too short to be an article: no matter
+        extract_article(b"<html><body><p>warm up</p></body></html>", url="http://localhost/")
 
 
 def _event_loop() -> asyncio.AbstractEventLoop | None:
