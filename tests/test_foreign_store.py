@@ -233,3 +233,19 @@ def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     db.write_bytes(b"")
     Store.open(str(db)).close()
     assert open_reader(str(db)).query("SELECT count(*) AS n FROM feeds") == [{"n": 0}]
+
+
+def test_a_first_start_killed_before_its_first_migration_is_still_a_store(tmp_path: Path) -> None:
+    """kill -9 after the migrations table was made but before 0001 committed leaves a file
+    with that one, empty, table: the next start migrates it (tests/test_crash.py found it)."""
+    path = tmp_path / "news.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT, name TEXT,"
+        " applied_at TEXT)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store.open(str(path))
+    assert store.execute("SELECT count(*) FROM feeds") == [(0,)]
+    store.close()

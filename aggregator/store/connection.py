@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
-from aggregator.store.migrations import migrations
+from aggregator.store.migrations import KNOWN, migrations
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ def check_file(conn: sqlite3.Connection, path: str) -> list[str]:
         )
     except sqlite3.DatabaseError as exc:
         raise store_error("cannot open the database", path, exc) from exc
-    if tables and not applied:
+    # A first start killed before migration 0001 committed leaves only the (empty) migrations
+    # table: that file is still a new store, not somebody else's database.
+    if tables - {"_sqlite_migrations"} and not applied:
         raise StoreError(
             f"{path} is a SQLite database but not an aggregator store (it has tables but no"
             f" {migrations.name!r} migrations in _sqlite_migrations); point --db at the store"
         )
-    # sqlite-utils keeps the registered migrations in a private list and has no public one.
-    known = {m.name for m in migrations._migrations}
-    return [name for name in applied if name not in known]
+    return [name for name in applied if name not in KNOWN]
 
 
 def newer_message(path: str, newer: list[str], *, reading: bool = False) -> str:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("aggregator")
+KNOWN: list[str] = []  # every migration this version has, in order (sqlite-utils keeps its own
+# list private)
 
 
-@migrations(name="0001_initial")
+def migration(name: str) -> Callable[[Callable[[Database], None]], Callable[[Database], None]]:
+    """Register the function as migration `name`, and remember that this version knows it."""
+    KNOWN.append(name)
+    register: Callable[[Callable[[Database], None]], Callable[[Database], None]] = migrations(
+        name=name
+    )
+    return register
+
+
+@migration("0001_initial")
 def m0001_initial(db: Database) -> None:
     db.execute(
         """
@@ -117,7 +130,7 @@ def m0001_initial(db: Database) -> None:
     db.table("items").enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
 
 
-@migrations(name="0002_feed_hints")
+@migration("0002_feed_hints")
 def m0002_feed_hints(db: Database) -> None:
     # Freshness hints (JSON: max_age_s, ttl_minutes, update_period_s, skip_hours, skip_days)
     # and the earliest time a 429/503 Retry-After allows, for the scheduler.
@@ -125,7 +138,7 @@ def m0002_feed_hints(db: Database) -> None:
     db.execute("ALTER TABLE feeds ADD COLUMN retry_after_until TEXT")
 
 
-@migrations(name="0003_daemon")
+@migration("0003_daemon")
 def m0003_daemon(db: Database) -> None:
     # Leases: who is refreshing a feed right now (daemon or `aggregator fetch`) and until when,
     # so two processes never fetch the same feed at once; expiry covers a crashed holder.
@@ -135,7 +148,7 @@ def m0003_daemon(db: Database) -> None:
     db.execute("CREATE INDEX sightings_feed_seen ON sightings(feed, seen_at)")
 
 
-@migrations(name="0004_stories")
+@migration("0004_stories")
 def m0004_stories(db: Database) -> None:
     # Near-duplicate detection (dedup.py, store/stories.py). A story's lead item comes from
     # the highest-priority feed, so the feed's priority is kept beside it.
@@ -218,7 +231,7 @@ def m0004_stories(db: Database) -> None:
     )
 
 
-@migrations(name="0005_publishing")
+@migration("0005_publishing")
 def m0005_publishing(db: Database) -> None:
     # Desks: feeds.yaml's tags, kept in step with it by sync_feeds, so exports, served feeds and
     # listings can filter by tag. Feeds removed from feeds.yaml keep theirs (their items stay).
