@@ -45,7 +45,12 @@ from aggregator.engine import tasks
 from aggregator.engine.commit import commit_extraction
 from aggregator.engine.messages import decode, encode
 from aggregator.engine.pool import Workers
-from aggregator.engine.refresh import MAX_EXTRACT_ATTEMPTS, RETRIES_PER_REFRESH, Pipeline
+from aggregator.engine.refresh import (
+    MAX_EXTRACT_ATTEMPTS,
+    RETRIES_PER_REFRESH,
+    Pipeline,
+    skipped_as_gone,
+)
 from aggregator.engine.run import RunContext
 from aggregator.engine.stages import FeedPoll, PageFetch
 from aggregator.errors import AggregatorError, UsageError
@@ -288,12 +293,7 @@ class DistributedRun(RunContext):
     async def _ask(self, feed: FeedConfig) -> FeedOutcome:
         state = self.store.feed_state(feed.name)
         if state.state == FeedStatus.GONE:
-            return FeedOutcome(
-                feed.name,
-                Outcome.GONE,
-                error="skipped: the server said the feed is gone (410); "
-                "remove it from feeds.yaml or give it a new URL",
-            )
+            return skipped_as_gone(feed.name)
         settings = self.config.settings
         poll = FeedPoll(
             feed.name,

@@ -114,12 +114,7 @@ class Pipeline:
         t0 = time.monotonic()
         state = self.store.feed_state(feed.name)
         if state.state == FeedStatus.GONE:
-            return FeedOutcome(
-                feed.name,
-                Outcome.GONE,
-                error="skipped: the server said the feed is gone (410); "
-                "remove it from feeds.yaml or give it a new URL",
-            )
+            return skipped_as_gone(feed.name)
         # The whole refresh, article pages included, ends by this (time.monotonic()).
         deadline = t0 + self.config.settings.feed_deadline_s
         # Pages that failed on earlier runs are retried alongside, not before, the feed.
@@ -422,3 +417,13 @@ def _duration(seconds: float) -> str:
     if whole % 60 or whole < 60:
         return f"{seconds:g}s"
     return f"{whole // 60}m" if whole % 3600 or whole < 3600 else f"{whole // 3600}h"
+
+
+def skipped_as_gone(feed: str) -> FeedOutcome:
+    """A feed the server said is gone (410) is not asked again, here or by a worker."""
+    return FeedOutcome(
+        feed,
+        Outcome.GONE,
+        error="skipped: the server said the feed is gone (410); "
+        "remove it from feeds.yaml or give it a new URL",
+    )
