@@ -25,13 +25,21 @@ class ConfigError(AggregatorError):
     outcome = Outcome.CONFIG_ERROR
 
     def __init__(
-        self, message: str, *, path: str, line: int | None = None, feed: str | None = None
+        self,
+        message: str,
+        *,
+        path: str,
+        line: int | None = None,
+        feed: str | None = None,
+        column: int | None = None,
     ) -> None:
         self.path = path
         self.line = line
         self.feed = feed
+        self.column = column  # of the value, where pointing at it helps (a missing unit)
         self.message = message
         where = path if line is None else f"{path}:{line}"
+        where += "" if line is None or column is None else f":{column}"
         who = f" (feed {feed!r})" if feed else ""
         super().__init__(f"{where}{who}: {message}")
 

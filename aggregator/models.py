@@ -18,6 +18,7 @@ class FeedStatus(StrEnum):
     FAILING = "failing"  # failed lately; retried with backoff
     GONE = "gone"  # the server said 410: never polled again until its URL changes
     DISABLED = "disabled"  # no longer in feeds.yaml; its items are kept
+    PAUSED = "paused"  # `paused: true` in feeds.yaml: kept, but not polled until resumed
 
 
 class Outcome(StrEnum):
@@ -66,6 +67,17 @@ class Signal(StrEnum):
     CANONICAL_URL = "canonical_url"
     TITLE = "title"
     MINHASH = "minhash"
+    EDITOR = "editor"  # `aggregator stories merge` put it there
+
+
+class Order(StrEnum):
+    """How a listing is sorted, newest first (`--sort`); the time it sorts by is also the
+    one `--since` and `--until` bound."""
+
+    FIRST_SEEN = "first_seen"  # when this store first saw it
+    LAST_SEEN = "last_seen"  # a story: when a feed last carried it
+    PUBLISHED = "published"  # the feed's own date (a story: its lead item's); undated last
+    RELEVANCE = "relevance"  # search: best match first
 
 
 class Fate(StrEnum):
@@ -145,6 +157,7 @@ class FeedConfig:
     tags: tuple[str, ...] = ()
     extract: bool | None = None  # None: the settings' default
     line: int = 0  # where in feeds.yaml it was defined, for messages
+    paused: bool = False  # `paused: true`: configured, but neither scheduled nor fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +259,7 @@ class FeedOutcome:
     new_items: int = 0
     updated_items: int = 0
     pages_fetched: int = 0
+    pages_failed: int = 0  # of pages_fetched: no article (the item keeps the feed's summary)
     error: str | None = None
     warning: str | None = None
     duration_ms: int = 0
@@ -409,6 +423,8 @@ class StoryFilter:
     tag: str | None = None  # carried by a feed with this tag
     min_sources: int = 1  # carried by at least this many feeds
     limit: int = 50
+    until: str | None = None  # ISO 8601 UTC: before
+    sort: Order = Order.LAST_SEEN  # the time `since` and `until` bound, latest first
 
 
 @dataclass(frozen=True, slots=True)

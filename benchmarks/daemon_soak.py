@@ -133,7 +133,7 @@ def config_text(server: LocalServer, feeds: int, tick: float) -> str:
         "  interval: 1s",
         "  min_interval: 1s",
         "  max_interval: 2s",
-        f"  tick: {tick}",
+        f"  tick: {tick}s",  # a unit, always: a bare number is refused
         "  host_gap: 0",
         "  per_host: 32",
         "  concurrency: 32",

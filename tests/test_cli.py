@@ -108,7 +108,7 @@ def test_failing_feed_exits_1_and_is_explained(
         f["name"]: f for f in json.loads(runner.invoke(cli, [*base, "feeds", "--json"]).stdout)
     }
     assert health["broken"]["state"] == "gone"
-    assert "Remove the feed from feeds.yaml" in health["broken"]["advice"]
+    assert "remove it from feeds.yaml. It is no longer fetched" in health["broken"]["advice"]
     table = runner.invoke(cli, [*base, "feeds"]).stdout
     assert table.index("broken") < table.index("wire")  # trouble first
 

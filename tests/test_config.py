@@ -116,21 +116,21 @@ FEED = "feeds:\n  - name: a\n    url: https://a.org/f\n"
     ("setting", "maximum"),
     [
         ("interval: 99999999999d", "365d"),
-        ("interval: 99999999999", "365d"),  # plain seconds
+        ("interval: 99999999999s", "365d"),
         ("min_interval: 366d", "365d"),
         ("max_interval: 9999d", "365d"),
         ("max_backoff: 400d", "365d"),
         ("dedup_window: 400d", "365d"),
         ("retention: 99999d", "3650d"),
         ("timeout: 2h", "1h"),
-        ("connect_timeout: 3601", "1h"),
+        ("connect_timeout: 3601s", "1h"),
         ("tick: 2h", "1h"),
         ("stop_timeout: 3601s", "3600s"),
-        ("host_gap: 61", "60s"),
+        ("host_gap: 61s", "60s"),
         ("host_gap: 61000ms", "60s"),
-        (f"host_gap: {'9' * 400}", "60s"),  # inf as a float
+        (f"host_gap: {'9' * 400}s", "60s"),  # inf as a float
         ("max_feed_size: 2GB", "1GB"),
-        ("max_page_size: 99999999999999", "1GB"),
+        ("max_page_size: 99999999999999B", "1GB"),
         ("max_entries: 100001", "100000"),
         ("concurrency: 100000", "1000"),
         ("per_host: 1000", "100"),
@@ -150,7 +150,7 @@ def test_numbers_have_a_maximum_that_the_message_names(setting: str, maximum: st
 
 def test_the_maxima_themselves_are_allowed() -> None:
     settings = parse_config(
-        "settings:\n  interval: 365d\n  host_gap: 60\n  max_feed_size: 1GB\n  per_host: 100\n"
+        "settings:\n  interval: 365d\n  host_gap: 60s\n  max_feed_size: 1GB\n  per_host: 100\n"
         + FEED
         + "    interval: 365d\n    priority: -1000000\n"
     ).settings

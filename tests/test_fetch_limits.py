@@ -250,7 +250,7 @@ def test_hosts_no_longer_held_back_are_forgotten() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("500ms", 0.5), ("2s", 2.0), ("0.25", 0.25), ("1", 1.0), ("0", 0.0), ("0s", 0.0)],
+    [("500ms", 0.5), ("2s", 2.0), ("0.25s", 0.25), ("1s", 1.0), ("0", 0.0), ("0s", 0.0)],
 )
 def test_host_gap_in_feeds_yaml(value: str, seconds: float) -> None:
     config = parse_config(f"settings:\n  host_gap: {value}\nfeeds: []\n")

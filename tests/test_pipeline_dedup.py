@@ -106,7 +106,8 @@ def serve(server: LocalServer) -> None:
 
 def config_for(server: LocalServer) -> Config:
     return parse_config(
-        "settings:\n  allow_private_networks: true\n  timeout: 10s\nfeeds:\n"
+        # No politeness gap: every page is on the one test host, and the gap is not tested here.
+        "settings:\n  allow_private_networks: true\n  timeout: 10s\n  host_gap: 0\nfeeds:\n"
         f"  - name: partner\n    url: {server.url('/partner.xml')}\n    priority: 1\n"
         f"  - name: wire\n    url: {server.url('/wire.xml')}\n    priority: 10\n"
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from aggregator.cli import (
     commands,
     export_command,
+    feed_commands,
+    retry_command,
     run_command,
     serve_command,
     story_commands,
@@ -23,7 +25,9 @@ __all__ = [
     "cli",
     "commands",
     "export_command",
+    "feed_commands",
     "main",
+    "retry_command",
     "run_command",
     "serve_command",
     "story_commands",

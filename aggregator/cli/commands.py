@@ -1,8 +1,7 @@
-"""The core commands: fetch, feeds, items, search, query, check."""
+"""The core commands: fetch, items, search, query, check (`feeds`: feed_commands.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import threading
@@ -17,22 +16,30 @@ from aggregator.cli.group import (
     cli,
     format_option,
     guarded,
+    interrupted,
     pass_context,
-    since_iso,
     since_option,
+    sort_option,
     tag_option,
+    until_option,
+    window,
 )
 from aggregator.cli.tables import render
 from aggregator.cli.worker_command import broker_option
-from aggregator.errors import InvalidConfig, QueryInterrupted
-from aggregator.models import FeedStatus, Settings
-from aggregator.times import iso_utc, parse_duration, utc_now
+from aggregator.errors import QueryInterrupted
+from aggregator.models import ExtractStatus, FeedOutcome, Order
+from aggregator.times import parse_duration
 
 
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--no-extract", is_flag=True, help="Store entries without fetching article pages.")
 @click.option("--workers", type=click.IntRange(0, 64), help="Processes for parse/extract.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Fetch every feed in full, without its stored ETag / Last-Modified (never a 304).",
+)
 @broker_option
 @pass_context
 @guarded
@@ -41,12 +48,20 @@ def fetch(
     names: tuple[str, ...],
     no_extract: bool,
     workers: int | None,
+    force: bool,
     broker: str | None,
 ) -> None:
     """One pass over every feed (or the NAMEd ones) now, then exit.
 
     Exit code 0 when every feed was fetched, 1 when some failed (their errors are recorded
-    and shown by `aggregator feeds`), 2 on bad configuration.
+    and shown by `aggregator feeds`), 2 on bad configuration. The table counts each feed's
+    article pages fetched and failed; a feed whose pages mostly fail (degraded: 5 or more
+    in the last 24 h, over half failed) gets a warning line under it, and does not change
+    the exit code.
+
+    --force asks each feed without the validators stored from its last answer, for this
+    pass only: the server sends the whole feed even if it would say 304 Not Modified, and
+    the validators of that answer are stored as usual.
 
     With --broker (or AGGREGATOR_BROKER) the pass goes through the distributed mode's
     workers (`aggregator worker`), this command committing what they send; it ends when every
@@ -56,9 +71,12 @@ def fetch(
     Examples:
       aggregator fetch
       aggregator fetch tass-en bbc-world --no-extract
+      aggregator fetch tass-en --force
       aggregator fetch --broker redis://queue.example:6379/0
     """
-    from aggregator.cli.fetch_progress import FetchView
+    import asyncio  # here, not at the top: 25 ms of every command's start-up
+
+    from aggregator.cli.fetch_progress import FetchView, recent_page_health
     from aggregator.engine.pool import Workers
     from aggregator.engine.run import fetch_feeds
     from aggregator.store import Store
@@ -70,16 +88,35 @@ def fetch(
         raise click.UsageError(
             f"no feed named {', '.join(unknown)} in {config.path}; known: {known}"
         )
-    feeds = [f for f in config.feeds if not names or f.name in names]
+    paused = [n for n in names if (named := config.feed(n)) is not None and named.paused]
+    if paused:
+        raise click.UsageError(
+            f"{', '.join(paused)} paused in {config.path}; "
+            f"`aggregator feeds resume {paused[0]}` first"
+        )
+    feeds = [f for f in config.feeds if not f.paused and (not names or f.name in names)]
     store = Store.open(obj.db_path())
     view = FetchView(total=len(feeds))
+    finished: list[FeedOutcome] = []
+    pool = Workers(workers)
+
+    def done(outcome: FeedOutcome) -> None:
+        finished.append(outcome)
+        view.done(outcome)
+
     try:
         with view:
             if broker:
                 from aggregator.engine.distributed import fetch_feeds_distributed
 
                 run = fetch_feeds_distributed(
-                    config, store, feeds, url=broker, extract=not no_extract, on_done=view.done
+                    config,
+                    store,
+                    feeds,
+                    url=broker,
+                    extract=not no_extract,
+                    force=force,
+                    on_done=done,
                 )
             else:
                 run = fetch_feeds(
@@ -87,93 +124,94 @@ def fetch(
                     store,
                     feeds,
                     extract=not no_extract,
-                    workers=Workers(workers),
-                    on_done=view.done,
+                    force=force,
+                    workers=pool,
+                    on_done=done,
                 )
             outcomes = asyncio.run(run)
+    except KeyboardInterrupt:
+        interrupted(_fetch_kept(finished, len(feeds)))
     finally:
+        pool.close()
         store.close()
-    view.summary(outcomes)
+    view.summary(outcomes, pages=recent_page_health(obj.db_path()))
     sys.exit(1 if any(o.failed for o in outcomes) else 0)
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_context
-@guarded
-def feeds(obj: Context, as_json: bool) -> None:
-    """Each feed's health: state, last success, next due, last error, error count.
-
-    Feeds that need attention (gone, failing, stale: no new entry for far longer than
-    usual) come first, each with what to do about it.
-
-    \b
-    Example:
-      aggregator feeds
-    """
-    from aggregator.cli.feed_health import relative, with_health
-    from aggregator.schedule.due import policy_from, rate_window_start
-    from aggregator.store import open_reader
-
-    reader = open_reader(obj.db_path())
-    try:
-        policy = policy_from(obj.config().settings)
-    except InvalidConfig:  # a broken (or absent) feeds.yaml must not hide the feeds' health
-        policy = policy_from(Settings())
-    now = utc_now()
-    histories = reader.feed_histories(since=iso_utc(rate_window_start(now, policy)))
-    rows = with_health(reader.feeds(), histories, now=now, policy=policy)
-    if as_json:
-        render(rows, "json")
-        return
-    view = [
-        {
-            "feed": r["name"],
-            "state": "stale" if r["stale"] and r["state"] == FeedStatus.OK else r["state"],
-            "items": r["items"],
-            "last fetch": relative(r["last_fetched_at"], now),
-            "last success": relative(r["last_success_at"], now),
-            "next due": relative(r["next_fetch_at"], now),
-            "errors": r["error_count"],
-            "what happened / what to do": r["advice"],
-        }
-        for r in rows
-    ]
-    render(view, "table", wrap=("what happened / what to do",))
+def _fetch_kept(finished: list[FeedOutcome], total: int) -> str:
+    """What an interrupted `fetch` leaves: each feed commits in one transaction at its end,
+    so a finished feed is stored whole and one still in flight stored nothing."""
+    left = total - len(finished)
+    return (
+        f"{len(finished)} of {total} feeds had finished and what they fetched is stored;"
+        f" the {left} still in flight stored nothing and stay due (run `aggregator fetch`"
+        " again)"
+    )
 
 
 @cli.command()
 @since_option
+@until_option
+@sort_option(Order.FIRST_SEEN, Order.PUBLISHED, default=Order.FIRST_SEEN)
 @click.option("--feed", help="Only items seen in this feed.")
 @tag_option
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in ExtractStatus]),
+    help="Only items whose article page stands so: ok (extracted), failed, pending (not"
+    " tried yet), skipped (no link, or extraction off); feed (the feed had the full text).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most N items."
+)
 @format_option
 @pass_context
 @guarded
 def items(
-    obj: Context, since: str | None, feed: str | None, tag: str | None, limit: int, fmt: str
+    obj: Context,
+    since: str | None,
+    until: str | None,
+    sort: Order,
+    feed: str | None,
+    tag: str | None,
+    status: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
-    """Newest items first, with the feeds that carried them.
+    """Newest items first, with the feeds that carried them, their story and how many items
+    it has. --sort published orders them by the feeds' own dates instead of when this store
+    first saw them; --since and --until then bound that date.
 
     \b
     Examples:
       aggregator items --since 2h
+      aggregator items --since 2026-11-27 --until 2026-11-28 --sort published
       aggregator items --feed tass-en --limit 10 --format json
+      aggregator items --feed tass-en --status failed
     """
     from aggregator.store import open_reader
 
+    start, end = window(since, until)
     reader = open_reader(obj.db_path())
     reader.check_names(feed=feed, tag=tag)
-    rows = reader.items(since=since_iso(since), feed=feed, tag=tag, limit=limit)
-    render(rows, fmt, columns=ITEM_COLUMNS, widths={"feeds": 24})
+    rows = reader.items(
+        since=start, until=end, sort=sort, feed=feed, tag=tag, limit=limit, status=status
+    )
+    # Failed pages: the table says why, whole (json, ndjson and csv always carry extract_error).
+    why = ("extract_error",) if status == ExtractStatus.FAILED else ()
+    render(rows, fmt, columns=(*ITEM_COLUMNS, *why), widths={"feeds": 24}, wrap=why)
 
 
 @cli.command()
 @click.argument("query")
 @since_option
+@until_option
+@sort_option(Order.RELEVANCE, Order.FIRST_SEEN, Order.PUBLISHED, default=Order.RELEVANCE)
 @click.option("--feed", help="Only items seen in this feed.")
 @tag_option
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1), default=20, show_default=True, help="At most N items."
+)
 @format_option
 @pass_context
 @guarded
@@ -181,25 +219,41 @@ def search(
     obj: Context,
     query: str,
     since: str | None,
+    until: str | None,
+    sort: Order,
     feed: str | None,
     tag: str | None,
     limit: int,
     fmt: str,
 ) -> None:
-    """Full-text search over titles and article text, best match first.
+    """Full-text search over titles, summaries and article text, best match first (--sort:
+    newest first instead). Best among the newest 10,000 matches: --since, --until, --feed or
+    more words reach further back.
 
-    QUERY may use FTS5 syntax: words, "exact phrases", OR, NOT, prefix*.
+    QUERY may use FTS5 syntax: words, "exact phrases", OR, NOT, prefix*, title:word. Plain
+    words always work: a query that is not valid FTS5 is searched for its words, with a note
+    on stderr saying what is wrong with its syntax; a query with no words is an error (exit 2).
 
     \b
     Examples:
       aggregator search Libya
       aggregator search '"Security Council" NOT Libya' --since 1d
+      aggregator search Tripoli --sort published --until 2026-11-28
     """
+    from aggregator.sanitize import terminal_text
     from aggregator.store import open_reader
 
+    if not any(ch.isalnum() for ch in query):  # FTS5 reads "" or "!!" as a syntax error
+        raise click.UsageError(
+            f"QUERY {query!r} has no words to look for; for example: aggregator search Libya"
+        )
+    start, end = window(since, until)
     reader = open_reader(obj.db_path())
     reader.check_names(feed=feed, tag=tag)
-    rows = reader.search(query, since=since_iso(since), feed=feed, tag=tag, limit=limit)
+    problem = reader.search_problem(query)
+    rows = reader.search(query, since=start, until=end, sort=sort, feed=feed, tag=tag, limit=limit)
+    if problem is not None:  # searched for its words instead: say why
+        click.echo(f"aggregator: note: {terminal_text(problem)}; its words were searched", err=True)
     render(rows, fmt, columns=(*ITEM_COLUMNS, "snippet"), widths={"feeds": 24, "title": 50})
 
 
@@ -239,9 +293,15 @@ def _ctrl_c_cancels() -> Iterator[threading.Event]:
 @pass_context
 @guarded
 def query(obj: Context, sql: str, timeout: int, fmt: str) -> None:
-    """Run one read-only SQL statement against the store (tables: feeds, fetches, items,
-    sightings, stories, items_fts). Writes, ATTACH and functions that reach into SQLite's
-    internals are refused; a query stops after --timeout or at Ctrl-C (exit 130).
+    """Run one read-only SQL statement, SQL, against the store. Writes, ATTACH and functions
+    that reach into SQLite's internals are refused; a query stops after --timeout or at
+    Ctrl-C (exit 130).
+
+    Tables: feeds, feed_tags, feed_counts (each feed's number of sightings), fetches, items,
+    sightings, stories, story_links (why each item joined its story), story_splits and
+    story_merges (an editor's corrections), items_fts (full-text index), item_fingerprints
+    and lsh_bands (near-duplicate matching), _sqlite_migrations (the schema's version).
+    README.md, "The store", has their columns.
 
     \b
     Examples:

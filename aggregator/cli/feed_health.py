@@ -1,35 +1,49 @@
-"""What `aggregator feeds` tells the user about a feed, in words they can act on (pure)."""
+"""What `aggregator feeds` tells the user about a feed, in words they can act on (pure).
+
+Besides its stored state (`feeds.state`: ok, failing, gone, disabled), an ok feed is shown
+as `degraded` when its article pages mostly fail (page_health.py), else as `stale` when it
+answers but brings nothing new for far longer than usual. Both are worked out when shown,
+never stored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from aggregator.cli.page_health import DEGRADED, PageHealth
+from aggregator.cli.page_health import advice as page_advice
 from aggregator.models import FeedHistory, FeedStatus, Outcome
 from aggregator.schedule.due import SchedulePolicy, is_stale
 from aggregator.times import iso_utc, parse_iso
 
-# What to do after each failure outcome, beyond the error's own words.
+# What to do after each failure outcome, beyond the error's own words: the error already
+# says what happened (and often a first hint: "(404); check the URL"), so these add the rest
+# and never say it again.
 NEXT_STEP = {
-    Outcome.GONE: "Remove the feed from feeds.yaml or give it a new URL; it is no longer fetched.",
-    Outcome.NOT_FOUND: "Check the URL in feeds.yaml; the site may have moved its feed.",
-    Outcome.FORBIDDEN: (
-        "The server refuses us; check whether the feed needs a login or another URL."
-    ),
-    Outcome.SERVER_ERROR: "The site is having trouble; it is retried automatically.",
-    Outcome.RATE_LIMITED: "The site asked us to slow down; raise this feed's interval.",
-    Outcome.TIMEOUT: "The site is slow or unreachable; it is retried automatically.",
-    Outcome.NETWORK_ERROR: "Check the host name and your network; it is retried automatically.",
-    Outcome.FRAGMENTED: "The server sends its body a few bytes at a time; tell its publisher.",
-    Outcome.TOO_LARGE: (
-        "The response exceeds the size cap; raise max_feed_size if it is legitimate."
-    ),
-    Outcome.ADDRESS_REFUSED: "Only if this is an intranet feed: list its network in "
-    "allow_networks (or set allow_private_networks: true).",
-    Outcome.REDIRECT_ERROR: "The URL redirects in a loop or too often; fix the URL in feeds.yaml.",
-    Outcome.NOT_A_FEED: "The URL serves no feed; find the feed's address on the site.",
-    Outcome.PARSE_ERROR: "The feed cannot be read; tell its publisher, or check the URL.",
+    Outcome.GONE: "It is no longer fetched; if it moved rather than ended, give its new URL"
+    " in feeds.yaml instead.",
+    Outcome.NOT_FOUND: "The site may have moved its feed: find the new address on the site and"
+    " put it in feeds.yaml.",
+    Outcome.FORBIDDEN: "Look for a public address of the feed, or ask its publisher to let"
+    " settings.user_agent in.",
+    Outcome.SERVER_ERROR: "Nothing to do unless it lasts for days; then tell the site.",
+    Outcome.RATE_LIMITED: "If it keeps happening, raise this feed's interval in feeds.yaml.",
+    Outcome.TIMEOUT: "It is retried automatically; if the site is only slow, raise"
+    " settings.timeout.",
+    Outcome.NETWORK_ERROR: "Check the host name and this machine's network; it is retried"
+    " automatically.",
+    Outcome.FRAGMENTED: "Tell the feed's publisher; it fails the same way until their server"
+    " is fixed.",
+    Outcome.TOO_LARGE: "If the feed is legitimately this large, raise settings.max_feed_size.",
+    Outcome.ADDRESS_REFUSED: "Only if this is an intranet feed: list its network in"
+    " allow_networks (or set allow_private_networks: true).",
+    Outcome.REDIRECT_ERROR: "Put the address the redirects should end at in feeds.yaml.",
+    Outcome.NOT_A_FEED: "Find the feed's own address on the site (often linked as RSS) and put"
+    " it in feeds.yaml.",
+    Outcome.PARSE_ERROR: "Tell the feed's publisher, or check that the URL is the feed's.",
     Outcome.INTERNAL_ERROR: "This is a bug in aggregator; please report it with this message.",
 }
 
@@ -58,11 +72,47 @@ def advise(feed: dict[str, Any]) -> str:
         parts.append(f"Moved permanently to {feed['permanent_url']}: update its url in feeds.yaml.")
     if feed.get("last_warning"):
         parts.append(f"Warning: {feed['last_warning']}")
-    return " ".join(parts)
+    if len(parts) == 1 and parts[0] in _STATUS_WORDS:
+        return parts[0]
+    return " ".join(_sentence(part) for part in parts)
 
 
-# Feeds needing attention first: gone, failing, stale, then the healthy and the disabled.
-_ATTENTION = {FeedStatus.GONE: 0, FeedStatus.FAILING: 1, FeedStatus.OK: 3, FeedStatus.DISABLED: 4}
+_STATUS_WORDS = ("ok", "ok (not modified)", "not fetched yet", "disabled")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def _sentence(text: str) -> str:
+    """One part of the advice as a sentence of its own: a capital first letter (a stored
+    error starts lower-case, to read well after a feed's name) and a full stop."""
+    text = text.strip().rstrip(";,:")
+    if text == "ok" or text.startswith("ok "):
+        text = "OK" + text[2:]
+    elif text[:1].islower() and not _SCHEME.match(text):
+        text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+# Feeds needing attention first: gone, failing, degraded or stale, then the healthy and the
+# disabled.
+STALE = "stale"
+_ATTENTION = {
+    FeedStatus.GONE: 0,
+    FeedStatus.FAILING: 1,
+    DEGRADED: 2,
+    STALE: 2,
+    FeedStatus.OK: 3,
+    FeedStatus.DISABLED: 4,
+}
+
+
+def shown_state(row: Mapping[str, Any]) -> str:
+    """The state a person sees: the stored one, except that an ok feed whose pages mostly
+    fail is `degraded`, and one with nothing new for far too long `stale`."""
+    if row["state"] != FeedStatus.OK:
+        return str(row["state"])
+    if row.get("degraded"):
+        return DEGRADED
+    return STALE if row.get("stale") else str(row["state"])
 
 
 def with_health(
@@ -71,21 +121,58 @@ def with_health(
     *,
     now: datetime,
     policy: SchedulePolicy,
+    pages: Mapping[str, PageHealth] | None = None,
 ) -> list[dict[str, Any]]:
-    """`aggregator feeds`: mark stale feeds, add the advice line, most urgent first."""
+    """`aggregator feeds`: mark stale and degraded feeds, add their recent article pages and
+    the advice line, most urgent first. Each row: the store's columns, then `stale`,
+    `last_new_at`, `pages_recent`, `pages_failed_recent` (article pages of the last 24 h,
+    tried and failed), `page_error` (the commonest error among those), `degraded`, `health`
+    (the state shown) and `advice`."""
     for row in rows:
         history = histories.get(row["name"], FeedHistory())
+        recent = (pages or {}).get(row["name"], PageHealth())
         row["stale"] = is_stale(history, now=now, policy=policy)
         row["last_new_at"] = iso_utc(history.last_new_at) if history.last_new_at else None
+        row["pages_recent"] = recent.pages
+        row["pages_failed_recent"] = recent.failed
+        row["page_error"] = recent.error
+        row["degraded"] = recent.degraded
+        row["health"] = shown_state(row)
         row["advice"] = advise(row)
+        if recent.degraded and row["state"] != FeedStatus.DISABLED:
+            pages_said = page_advice(str(row["name"]), recent)
+            healthy = row["advice"] in ("ok", "ok (not modified)")
+            row["advice"] = pages_said if healthy else f"{row['advice']} {pages_said}"
 
     def urgency(row: dict[str, Any]) -> tuple[int, str]:
-        rank = (
-            2 if row["stale"] and row["state"] == FeedStatus.OK else _ATTENTION.get(row["state"], 3)
-        )
-        return rank, str(row["name"])
+        return _ATTENTION.get(row["health"], 3), str(row["name"])
 
     return sorted(rows, key=urgency)
+
+
+ADVICE = "what happened / what to do"
+PAGES = "failed 24h"
+
+
+def table_rows(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """`with_health`'s rows as the `aggregator feeds` table shows them (wrap ADVICE)."""
+    return [
+        {
+            "feed": r["name"],
+            "state": r["health"],
+            "items": r["items"],
+            # Article pages of the last 24 h: how many of those tried failed.
+            PAGES: f"{r['pages_failed_recent']} of {r['pages_recent']}"
+            if r["pages_recent"]
+            else "",
+            "last fetch": relative(r["last_fetched_at"], now),
+            "last success": relative(r["last_success_at"], now),
+            "next due": relative(r["next_fetch_at"], now),
+            "errors": r["error_count"],
+            ADVICE: r["advice"],
+        }
+        for r in rows
+    ]
 
 
 _UNITS = ((86400, "d"), (3600, "h"), (60, "m"))

@@ -12,14 +12,14 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from aggregator import __version__
 from aggregator.cli.tables import FORMATS
 from aggregator.errors import AggregatorError, InvalidConfig, StoreError, UsageError
-from aggregator.models import Config, Settings
+from aggregator.models import Config, Order, Settings
 from aggregator.sanitize import terminal_text
 from aggregator.times import since_to_iso, utc_now
 
@@ -28,8 +28,11 @@ DEFAULT_DB = "data/aggregator.db"
 
 
 class Context:
-    def __init__(self, config_path: str, db_path: str | None) -> None:
+    def __init__(
+        self, config_path: str, db_path: str | None, *, config_named: bool = False
+    ) -> None:
         self.config_path = config_path
+        self.config_named = config_named  # by --config or AGGREGATOR_CONFIG: it must exist
         self.db_override = db_path
         self._config: Config | None = None
         self._warned = False
@@ -42,8 +45,9 @@ class Context:
         return self._config
 
     def settings(self) -> Settings:
-        """feeds.yaml's settings; the defaults when there is no feeds.yaml."""
-        if not Path(self.config_path).exists():
+        """feeds.yaml's settings; the defaults when there is no feeds.yaml (unless one was
+        named: a --config that is not there is an error, never the defaults)."""
+        if not self.config_named and not Path(self.config_path).exists():
             return Settings()
         return self.config().settings
 
@@ -55,6 +59,8 @@ class Context:
         if self.db_override:
             return self.db_override
         if not Path(self.config_path).exists():
+            if self.config_named or not Path(DEFAULT_DB).exists():
+                self._missing_config()
             return DEFAULT_DB
         try:
             database = Path(self.config().settings.database)
@@ -67,6 +73,17 @@ class Context:
             database = Path(self.config_path).parent / database
         return str(database)
 
+    def _missing_config(self) -> None:
+        """Without feeds.yaml there is no settings.database to find the store by: say that
+        the file is missing, not that the store is (which is where the default points)."""
+        from aggregator.config.loader import missing_config
+        from aggregator.errors import ConfigError
+
+        why = missing_config(self.config_path)
+        if not self.config_named:
+            why += f"; or read a store without it with --db PATH (there is none at {DEFAULT_DB})"
+        raise InvalidConfig([ConfigError(why, path=self.config_path)])
+
     def _warn(self, message: str) -> None:
         if not self._warned:
             self._warned = True
@@ -76,19 +93,36 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     # Errors may quote what a server sent (a Content-Type, a title): escaped for the terminal.
     click.echo(f"aggregator: {terminal_text(message, multiline=True)}", err=True)
     sys.exit(code)
 
 
+# Ctrl-C: 128 + SIGINT, as shells report it; 1 would read as "some feeds failed".
+INTERRUPTED = 130
+
+
+def interrupted(kept: str) -> NoReturn:
+    """Exit after Ctrl-C, saying what was kept."""
+    _fail(f"interrupted (Ctrl-C): {kept}", INTERRUPTED)
+
+
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn domain errors into a message and exit code instead of a traceback."""
+    """Turn domain errors into a message and exit code instead of a traceback, and Ctrl-C
+    into exit code 130 with what was kept (a command that knows more says it itself)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            out = kwargs.get("out")
+            kept = f"; {out} is as it was (it is replaced whole or not at all)" if out else ""
+            interrupted(
+                "what was committed to the store before is kept, nothing half-done was"
+                f" written{kept}"
+            )
         except InvalidConfig as exc:
             _fail(f"{len(exc.problems)} problem(s) in the configuration:\n{exc}", 2)
         except (StoreError, UsageError) as exc:
@@ -123,21 +157,60 @@ format_option = click.option(
 def since_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--since",
-        help="Only items first seen after this: a duration back from now (2h, 3d) "
-        "or a date (2026-11-27).",
+        help="Only items first seen after this (with --sort published: published after it):"
+        " a duration back from now (2h, 3d) or a date (2026-11-27).",
     )(func)
 
 
 tag_option = click.option("--tag", help="Only what feeds with this tag (a desk) carried.")
 
 
-def since_iso(value: str | None) -> str | None:
+def since_iso(value: str | None, hint: str = "--since") -> str | None:
     if value is None:
         return None
     try:
         return since_to_iso(value, now=utc_now())
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def until_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--until",
+        help="Only items first seen before this (with --sort published: published before"
+        " it): a duration back from now (30m, 1d) or a date (2026-11-28).",
+    )(func)
+
+
+def sort_option(*orders: Order, default: Order) -> Callable[..., Any]:
+    """`--sort`: which time orders a listing, newest first; --since and --until bound it."""
+    described = {
+        Order.FIRST_SEEN: "first_seen: when this store first saw it",
+        Order.LAST_SEEN: "last_seen: when a feed last carried it",
+        Order.PUBLISHED: "published: the feed's own date (undated last)",
+        Order.RELEVANCE: "relevance: best match first",
+    }
+    return click.option(
+        "--sort",
+        type=click.Choice([str(o) for o in orders]),
+        default=str(default),
+        show_default=True,
+        callback=lambda _ctx, _param, value: Order(value),
+        help="Newest first by: " + "; ".join(described[o] for o in orders) + ".",
+    )
+
+
+def window(since: str | None, until: str | None) -> tuple[str | None, str | None]:
+    """--since and --until as stored times; a window that is empty is an error, never an
+    empty listing."""
+    start, end = since_iso(since), since_iso(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(
+            f"{until!r} ({end}) is not after --since {since!r} ({start}): nothing can be in"
+            " between; give an --until later than --since",
+            param_hint="--until",
+        )
+    return start, end
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -165,4 +238,5 @@ def cli(ctx: click.Context, config_path: str, db_path: str | None) -> None:
     Example:
       aggregator fetch && aggregator items --since 2h
     """
-    ctx.obj = Context(config_path, db_path)
+    named = ctx.get_parameter_source("config_path") != click.core.ParameterSource.DEFAULT
+    ctx.obj = Context(config_path, db_path, config_named=named)

@@ -15,7 +15,13 @@ from aggregator.cli.group import Context, cli, guarded, pass_context
     show_default=True,
     help="Address to listen on; 0.0.0.0 opens it to the network (put a proxy in front).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed when it starts).",
+)
 @pass_context
 @guarded
 def serve(obj: Context, host: str, port: int) -> None:

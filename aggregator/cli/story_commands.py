@@ -14,22 +14,36 @@ from aggregator.cli.group import (
     format_option,
     guarded,
     pass_context,
-    since_iso,
+    sort_option,
     tag_option,
+    window,
 )
 from aggregator.cli.tables import render
 from aggregator.errors import StoreError
+from aggregator.models import Order
 from aggregator.sanitize import terminal_text
 from aggregator.times import iso_utc, utc_now
 
-SIGNALS = {"canonical_url": "canonical URL", "title": "headline", "minhash": "text"}
+SIGNALS = {
+    "canonical_url": "canonical URL",
+    "title": "headline",
+    "minhash": "text",
+    "editor": "an editor's merge",
+}
 
 
 @cli.group(invoke_without_command=True)
 @click.option(
     "--since",
-    help="Only stories carried since this: a duration back from now (2h, 3d) or a date.",
+    help="Only stories carried since this (with --sort: first seen, or published, since it):"
+    " a duration back from now (2h, 3d) or a date.",
 )
+@click.option(
+    "--until",
+    help="Only stories last carried before this (with --sort: first seen, or published,"
+    " before it): a duration back from now (30m, 1d) or a date.",
+)
+@sort_option(Order.LAST_SEEN, Order.FIRST_SEEN, Order.PUBLISHED, default=Order.LAST_SEEN)
 @click.option(
     "--min-sources",
     type=click.IntRange(1),
@@ -39,13 +53,17 @@ SIGNALS = {"canonical_url": "canonical URL", "title": "headline", "minhash": "te
 )
 @click.option("--feed", help="Only stories with an item seen in this feed.")
 @tag_option
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most N stories."
+)
 @format_option
 @click.pass_context
 @guarded
 def stories(
     ctx: click.Context,
     since: str | None,
+    until: str | None,
+    sort: Order,
     min_sources: int,
     feed: str | None,
     tag: str | None,
@@ -53,17 +71,21 @@ def stories(
     fmt: str,
 ) -> None:
     """One row per story (the items that are the same story: the same link, or a partner's
-    copy of a wire story), latest first, with the feeds that carried it.
+    copy of a wire story), latest first, with the feeds that carried it. --sort first_seen
+    puts the newest stories first instead of the latest carried; --sort published orders by
+    the lead item's own date. --since and --until bound the time it sorts by.
 
     A story's lead item comes from its highest-priority feed, then the earliest. See why
-    items were joined with `show`, undo a wrong merge with `split`, re-cluster after
-    changing the dedup_* settings with `rebuild`.
+    items were joined with `show`, undo a wrong merge with `split`, join what belongs
+    together with `merge`, re-cluster after changing the dedup_* settings with `rebuild`.
 
     \b
     Examples:
       aggregator stories --since 6h --min-sources 2
+      aggregator stories --sort first_seen --since 2026-11-27 --until 2026-11-28
       aggregator stories show 42
       aggregator stories split 1234
+      aggregator stories merge 42 57
       aggregator stories rebuild
     """
     if ctx.invoked_subcommand is not None:
@@ -72,10 +94,17 @@ def stories(
 
     obj = ctx.find_object(Context)
     assert obj is not None  # the `aggregator` group made it
+    start, end = window(since, until)
     reader = open_reader(obj.db_path())
     reader.check_names(feed=feed, tag=tag)
     rows = reader.stories(
-        since=since_iso(since), min_sources=min_sources, feed=feed, tag=tag, limit=limit
+        since=start,
+        until=end,
+        sort=sort,
+        min_sources=min_sources,
+        feed=feed,
+        tag=tag,
+        limit=limit,
     )
     render(rows, fmt, widths={"title": 60, "feeds": 30, "lead_url": 40})
 
@@ -86,9 +115,10 @@ def stories(
 @pass_context
 @guarded
 def show(obj: Context, story_id: int, fmt: str) -> None:
-    """A story's items, lead first: the feeds that carried each, and the signal and score
+    """STORY's items, lead first: the feeds that carried each, and the signal and score
     that joined it (canonical_url: its page names the other's URL; title: the same headline,
-    confirmed by the text; minhash: the texts' estimated Jaccard similarity).
+    confirmed by the text; minhash: the texts' estimated Jaccard similarity; editor: an
+    editor's `stories merge`).
 
     \b
     Example:
@@ -134,6 +164,53 @@ def split(obj: Context, item_id: int) -> None:
     click.echo(
         f"item {item_id} left story {done.old_story_id} ({done.remaining} item(s) remain) and"
         f" is story {done.new_story_id} on its own; it will not be joined with them again"
+    )
+
+
+@stories.command()
+@click.argument("story_ids", metavar="STORY STORY [STORY ...]", nargs=-1, type=int)
+@pass_context
+@guarded
+def merge(obj: Context, story_ids: tuple[int, ...]) -> None:
+    """Join each STORY into one story: undo a wrong split, or join copies the matching
+    missed. The merged story keeps the lowest number; its lead is chosen as always (the
+    highest-priority feed's item, wire first, then the earliest).
+
+    The merge is remembered: `aggregator stories rebuild` keeps the items together, and any
+    split between them is forgotten. A later `split` of one of them wins over the merge, as
+    the merge won over the splits before it: the latest correction holds.
+
+    \b
+    Examples:
+      aggregator stories merge 42 57
+      aggregator stories merge 42 57 61
+    """
+    from aggregator.engine.corrections import merge_stories
+    from aggregator.store import Store, open_reader
+
+    if len(story_ids) < 2:
+        raise click.UsageError("name two or more stories to merge: `stories merge 42 57`")
+    store = Store.open(obj.db_path(), create=False)
+    try:
+        done = merge_stories(store, story_ids, now=iso_utc(utc_now()))
+    finally:
+        store.close()
+    reader = open_reader(obj.db_path())
+    try:
+        head = reader.story(done.story_id)
+    finally:
+        reader.close()
+    merged = ("story " if len(done.merged) == 1 else "stories ") + ", ".join(
+        str(s) for s in done.merged
+    )
+    lead = (
+        f", led by item {head['lead_item_id']} ({terminal_text(str(head['title']))})"
+        if head is not None  # None only if another writer changed it since
+        else ""
+    )
+    click.echo(
+        f"{merged} joined story {done.story_id}: {done.items} items{lead}; they stay together"
+        " through `stories rebuild` until one of them is split"
     )
 
 

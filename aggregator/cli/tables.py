@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from aggregator.cli import plain_table
 from aggregator.sanitize import escaped_json, terminal_text
 
 FORMATS = ("table", "json", "ndjson", "csv")
@@ -64,15 +65,17 @@ def table_width(out: TextIO) -> int | None:
 
 
 def _csv(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
-    """The raw data into a file or a pipe; on a terminal, text cells escaped (terminal_text)."""
-    if not rows:
+    """The raw data into a file or a pipe; on a terminal, text cells escaped (terminal_text).
+    No rows is still a header (the columns the query has), so that a script reading the
+    file by column name finds them, and an empty result is told from a failed one."""
+    columns = list(rows[0]) if rows else list(getattr(rows, "columns", ()))
+    if not columns:
         return
     shown = is_terminal(out)
 
     def cell(value: Any) -> Any:
         return terminal_text(value, multiline=True) if shown and isinstance(value, str) else value
 
-    columns = list(rows[0])
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([cell(column) for column in columns])
     writer.writerows([cell(row.get(column)) for column in columns] for row in rows)
@@ -108,6 +111,34 @@ def _widths(
 
 
 def _table(
+    rows: Sequence[dict[str, Any]],
+    out: TextIO,
+    *,
+    title: str | None,
+    widths: dict[str, int],
+    wrap: Sequence[str],
+) -> None:
+    """Into a pipe or a file, written directly when plain_table draws it as Rich would (0.3 s
+    less for 300 feeds, and no Rich to import); on a terminal, and otherwise, by Rich."""
+    total = table_width(out)
+    if rows and total is not None:
+        sizes = _widths(rows, total, widths, set(SHRINKABLE) | set(wrap))
+        drawn = plain_table.render(
+            [terminal_text(column) for column in sizes],
+            [[_cell(value) for value in row.values()] for row in rows],
+            list(sizes.values()),
+            [column in wrap for column in sizes],
+            title=None if title is None else terminal_text(title),
+            total=total,
+            encoding=getattr(out, "encoding", None),
+        )
+        if drawn is not None:
+            out.write(drawn)
+            return
+    rich_table(rows, out, title=title, widths=widths, wrap=wrap)
+
+
+def rich_table(
     rows: Sequence[dict[str, Any]],
     out: TextIO,
     *,

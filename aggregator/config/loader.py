@@ -15,14 +15,20 @@ from typing import Any
 
 import yaml
 
-from aggregator.config.settings_keys import SETTING_KEYS, bounded, network
+from aggregator.config.settings_keys import (
+    SETTING_KEYS,
+    BareNumber,
+    bounded,
+    network,
+    shown_duration,
+)
 from aggregator.errors import ConfigError, InvalidConfig
 from aggregator.models import Config, FeedConfig, Settings
 from aggregator.urls import canonical_url
 
 FEED_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
-FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract")
+FEED_KEYS = ("name", "url", "interval", "priority", "tags", "extract", "paused")
 TOP_KEYS = ("settings", "feeds")
 
 
@@ -31,9 +37,13 @@ class _Problems:
         self.path = path
         self.items: list[ConfigError] = []
 
-    def add(self, message: str, node: yaml.Node | None, feed: str | None = None) -> None:
+    def add(
+        self, message: str, node: yaml.Node | None, feed: str | None = None, *, at: bool = False
+    ) -> None:
+        """`at`: point at the value's column too (a number missing its unit)."""
         line = node.start_mark.line + 1 if node is not None else None
-        self.items.append(ConfigError(message, path=self.path, line=line, feed=feed))
+        column = node.start_mark.column + 1 if node is not None and at else None
+        self.items.append(ConfigError(message, path=self.path, line=line, feed=feed, column=column))
 
 
 def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
@@ -78,7 +88,7 @@ def _settings(loader: yaml.SafeLoader, node: yaml.Node, problems: _Problems) -> 
         try:
             converted = bounded(key, kind, _scalar(loader, value_node))
         except ValueError as exc:
-            problems.add(f"settings.{key}: {exc}", value_node)
+            problems.add(f"settings.{key}: {exc}", value_node, at=isinstance(exc, BareNumber))
             continue
         # Timeouts are float seconds in Settings; the interval stays whole seconds.
         seconds = field_name.endswith(("timeout_s", "deadline_s"))
@@ -161,12 +171,13 @@ def _feed_options(
     for key, kind, field_name in (
         ("interval", "duration", "interval_s"),
         ("extract", "bool", "extract"),
+        ("paused", "bool", "paused"),
     ):
         if key in pairs:
             try:
                 values[field_name] = bounded(key, kind, _scalar(loader, pairs[key]))
             except ValueError as exc:
-                problems.add(f"{key}: {exc}", pairs[key], label)
+                problems.add(f"{key}: {exc}", pairs[key], label, at=isinstance(exc, BareNumber))
     if "priority" in pairs:
         priority = _scalar(loader, pairs["priority"])
         low, high = PRIORITY_RANGE
@@ -292,9 +303,43 @@ def _build(loader: yaml.SafeLoader, root: yaml.Node | None, problems: _Problems)
                 seen[name] = node.start_mark.line + 1
             if (feed := _feed(loader, node, index, problems)) is not None:
                 feeds.append(feed)
+        _under_min_interval(feeds_node, feeds, settings, problems)
     if problems.items:
         raise InvalidConfig(problems.items)
     return Config(settings=settings, feeds=tuple(feeds), path=problems.path)
+
+
+def _under_min_interval(
+    feeds_node: yaml.SequenceNode,
+    feeds: list[FeedConfig],
+    settings: Settings,
+    problems: _Problems,
+) -> None:
+    """A feed's own interval replaces the adaptive schedule, but never goes below
+    min_interval: polling a wire agency every few seconds gets us blocked."""
+    floor = settings.min_interval_s
+    for feed in feeds:
+        if feed.interval_s is None or feed.interval_s >= floor:
+            continue
+        node = next(n for n in feeds_node.value if _names(n, feed.name))
+        value = next(v for k, v in node.value if k.value == "interval")
+        least = shown_duration(floor)
+        problems.add(
+            f"interval: {value.value} is shorter than settings.min_interval ({least}), the"
+            f" least time between two polls of a feed; write `interval: {least}` or more, or"
+            f" lower settings.min_interval if this feed really must be polled every"
+            f" {value.value}",
+            value,
+            feed.name,
+            at=True,
+        )
+
+
+def _names(node: yaml.Node, name: str) -> bool:
+    """Whether `node` is the mapping of the feed called `name` (names are unique by now)."""
+    return isinstance(node, yaml.MappingNode) and any(
+        k.value == "name" and v.value == name for k, v in node.value
+    )
 
 
 def load_config(path: str | Path) -> Config:
@@ -303,12 +348,20 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidConfig(
-            [ConfigError("file not found; create it or pass --config PATH", path=str(path))]
-        ) from None
+        raise InvalidConfig([ConfigError(missing_config(path), path=str(path))]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidConfig([ConfigError(f"cannot be read: {exc}", path=str(path))]) from None
     return parse_config(text, path=str(path))
+
+
+def missing_config(path: str | Path) -> str:
+    """What to say when feeds.yaml is not where the command looked for it."""
+    path = Path(path)
+    where = "" if path.is_absolute() else f" (looked for {path.absolute()})"
+    return (
+        f"file not found{where}; create it, or point at another with"
+        " `aggregator --config PATH ...` or AGGREGATOR_CONFIG=PATH"
+    )
 
 
 def database_setting(path: str | Path) -> str | None:

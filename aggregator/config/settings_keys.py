@@ -15,9 +15,10 @@ from aggregator.models import Publishing, Settings
 from aggregator.times import parse_duration
 from aggregator.urls import canonical_url
 
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")  # bare: 0 (see `bounded`)
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 # feeds.yaml key -> (Settings field, kind)
 SETTING_KEYS: dict[str, tuple[str, str]] = {
@@ -82,6 +83,15 @@ MAXIMA: dict[str, float] = {
     "dedup_window": 365 * DAY,
 }
 assert {f for f, _ in SETTING_KEYS.values()} <= {f.name for f in fields(Settings)}
+_KEY_OF_FIELD = {field_name: key for key, (field_name, _) in SETTING_KEYS.items()}
+
+
+def setting_key(field_name: str) -> str:
+    """The feeds.yaml key that fills a Settings field (`timeout_s` -> `timeout`), for
+    messages: people know the keys they wrote, not our fields."""
+    return _KEY_OF_FIELD.get(field_name, field_name)
+
+
 _NUMBERS = {
     k
     for k, (_, kind) in SETTING_KEYS.items()
@@ -94,8 +104,6 @@ assert set(MAXIMA) == _NUMBERS, "every number in settings needs a maximum"
 def convert(kind: str, value: Any) -> Any:
     """A feeds.yaml value as the Settings/FeedConfig field wants it; ValueError says why not."""
     if kind == "duration":
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value  # plain seconds
         return parse_duration(str(value))
     if kind in ("publish", "networks"):  # structured values: a mapping, a list
         return _publishing(value) if kind == "publish" else networks(value)
@@ -115,7 +123,7 @@ def convert(kind: str, value: Any) -> Any:
         match = _SIZE.match(str(value))
         if not match or int(match.group(1)) == 0:
             raise ValueError(f"{value!r} is not a size; write for example 512KB, 20MB")
-        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{value!r} is not a non-empty text")
     return value.strip()
@@ -180,8 +188,54 @@ def _publishing(value: Any) -> Publishing:
     return Publishing(link=link, title=title.strip())
 
 
+class BareNumber(ValueError):
+    """A duration or a size written without its unit: `interval: 10` would be ten seconds
+    and `max_feed_size: 20` twenty bytes, rarely what was meant, so it is refused."""
+
+
+# The unit a bare number most likely meant, by key (the fix suggests it first), and the
+# unit it would have meant read literally (offered second, when it differs).
+_LIKELY_UNIT = {
+    "interval": "m",
+    "min_interval": "m",
+    "max_interval": "h",
+    "max_backoff": "h",
+    "retention": "d",
+    "dedup_window": "d",
+    "feed_deadline": "m",
+}
+_LITERAL_UNIT = {"duration": ("s", "seconds"), "size": ("B", "bytes")}
+_UNIT_KINDS = ("duration", "size", "seconds", "period")
+
+
+def _bare_number(key: str, kind: str, value: Any) -> BareNumber | None:
+    """The refusal of a number written without its unit, with the fix; None when `value`
+    has its unit, is 0 (which needs none), or is no number at all."""
+    if kind not in _UNIT_KINDS or isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _NUMBER.match(value):
+        value = float(value) if "." in value else int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not isinstance(value, int | float) or value <= 0:
+        return None  # 0 is `host_gap: 0`, or refused by `convert` as no positive time
+    number = f"{value:g}" if isinstance(value, float) else str(value)
+    literal, meaning = _LITERAL_UNIT.get(kind, ("s", "seconds"))
+    likely = "MB" if kind == "size" else _LIKELY_UNIT.get(key, literal)
+    if kind in _LITERAL_UNIT and not isinstance(value, int):
+        examples = "90s, 15m, 2h or 1d" if kind == "duration" else "512KB, 20MB or 1GB"
+        return BareNumber(f"{number} has no unit; write a whole number and a unit: {examples}")
+    fix = f"write `{key}: {number}{likely}`"
+    if likely != literal:
+        fix += f" (or {number}{literal} if you really mean {meaning})"
+    return BareNumber(f"{number} has no unit; {fix}")
+
+
 def bounded(key: str, kind: str, value: Any) -> Any:
-    """`convert`, then no more than the key's maximum; ValueError names the maximum."""
+    """`convert`, then no more than the key's maximum; ValueError names the maximum. A
+    duration or size without its unit is a BareNumber, whose message gives the fix."""
+    if (bare := _bare_number(key, kind, value)) is not None:
+        raise bare
     converted = convert(kind, value)
     maximum = MAXIMA.get(key)
     if maximum is not None and converted > maximum:
@@ -205,6 +259,11 @@ def _shown(kind: str, maximum: float) -> str:
     return f"{maximum:g}"
 
 
+def shown_duration(seconds: float) -> str:
+    """Seconds the way feeds.yaml writes them: 90s, 5m, 2h, 1d."""
+    return _shown("duration", seconds)
+
+
 def _fraction(value: Any) -> float:
     """A threshold between 0 (exclusive) and 1: 0.5, 1."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
@@ -213,7 +272,7 @@ def _fraction(value: Any) -> float:
 
 
 def _seconds(value: Any) -> float:
-    """Seconds as a float, fractions welcome, 0 for none: 0.5, 2, '500ms', '2s'."""
+    """Seconds as a float, fractions welcome, 0 for none: '500ms', '2s', '0.5s', 0."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value >= 0 and (isinstance(value, int) or math.isfinite(value)):
             # A whole number too big for a float is inf, for the maximum to refuse.
@@ -224,7 +283,7 @@ def _seconds(value: Any) -> float:
 
 
 def _period(value: Any) -> float:
-    """A positive time, fractions welcome: 0.2, '500ms', '2s', '1m'."""
+    """A positive time, fractions welcome: '200ms', '0.2s', '2s', '1m'."""
     try:
         seconds = _seconds(value)
     except ValueError:

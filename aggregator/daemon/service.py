@@ -1,16 +1,17 @@
 """The daemon (`aggregator run`): keeps every feed fresh until SIGTERM or SIGINT.
 
 One process per database (an flock on `<db>.lock`). Every tick it reloads feeds.yaml if it
-changed (or on SIGHUP), asks the store which feeds are due (most overdue first, at most
-`batch` in flight), leases each and refreshes it through the same run context that
-`aggregator fetch` uses, with one Fetcher and one worker pool for its whole life. The
-schedule lives in `feeds.next_fetch_at`, so a restart, even after kill -9, resumes where
+changed (SIGHUP: at once, with a tick of its own), asks the store which feeds are due (most
+overdue first, at most `batch` in flight), leases each and refreshes it through the same run
+context that `aggregator fetch` uses, with one Fetcher and one worker pool for its whole
+life. The schedule lives in `feeds.next_fetch_at`, so a restart, even after kill -9, resumes where
 it stopped: a refresh commits in one transaction or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -21,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aggregator.config.loader import load_config
+from aggregator.config.settings_keys import setting_key
 from aggregator.daemon.instance_lock import instance_lock
 from aggregator.daemon.metrics import Metrics, MetricsServer
 from aggregator.daemon.triggers import build_scheduler
@@ -92,6 +94,7 @@ class Daemon:
         self._stale = 0  # feeds found stale by the last census
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # set by SIGHUP: reload and tick now
         # Set when the daemon starts serving:
         self.store: Store
         self.run_context: RunContext
@@ -124,8 +127,14 @@ class Daemon:
             self._loop.call_soon_threadsafe(self.stop)
 
     def reload(self) -> None:
-        """Re-read feeds.yaml at the next tick (SIGHUP)."""
+        """Re-read feeds.yaml now, and start what became due (SIGHUP). Loop thread only."""
         self._reload_asked = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def reload_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.reload)
 
     def healthy(self) -> bool:
         limit = max(10 * self.settings.tick_s, 60.0)
@@ -134,6 +143,7 @@ class Daemon:
     async def _serve(self, store: Store, handle_signals: bool) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self.store = store
         workers = MeteredWorkers(self.processes, self.metrics)
         server = self._serve_metrics()
@@ -168,6 +178,7 @@ class Daemon:
         )
         signals = _install_signals(self._loop, self) if handle_signals else []
         scheduler.start()
+        waker = asyncio.create_task(self._tick_when_woken(), name="reload on SIGHUP")
         log.info(
             "daemon started",
             extra={"pid": os.getpid(), "db": self.db_path, "feeds": len(self.config.feeds)},
@@ -175,10 +186,23 @@ class Daemon:
         try:
             await self._stopping.wait()
         finally:
+            waker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waker
             scheduler.shutdown(wait=False)
             for sig in signals:
                 self._loop.remove_signal_handler(sig)
             await self._drain()
+
+    async def _tick_when_woken(self) -> None:
+        """A tick as soon as `reload` asks for one: the tick reloads feeds.yaml first, so a
+        feed added before a SIGHUP is polled at once, not a whole `tick` later. The tick
+        never awaits anything, so this one cannot interleave with the scheduler's."""
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.tick()
 
     async def _drain(self) -> None:
         """Let in-flight feeds finish within stop_timeout, then abandon the rest: an
@@ -216,7 +240,7 @@ class Daemon:
         if free > 0:
             for name in self.store.due_feeds(now=iso_utc(now), limit=free):
                 feed = self.config.feed(name)
-                if feed is not None and leases.take(name, only_if_due=True):
+                if feed is not None and not feed.paused and leases.take(name, only_if_due=True):
                     self._start(feed)
         self.run_context.between_batches()
         self._gauges(now)
@@ -238,8 +262,9 @@ class Daemon:
             self.metrics.in_flight.set(len(self._in_flight))
         self.metrics.refreshed(outcome)
         _log_outcome(outcome)
-        if self.config.feed(feed.name) is None:
-            # Removed from feeds.yaml while in flight: the refresh just marked it ok again.
+        now_configured = self.config.feed(feed.name)
+        if now_configured is None or now_configured.paused:
+            # Removed or paused while in flight: the refresh just marked it ok again.
             self.store.sync_feeds(self.config.feeds, now=iso_utc(self.clock()))
 
     def _gauges(self, now: datetime) -> None:
@@ -276,8 +301,11 @@ class Daemon:
         edited = [name for name in new.keys() & old.keys() if new[name] != old[name]]
         kept = {k: getattr(self.settings, k) for k in RESTART_SETTINGS}
         ignored = [k for k, v in kept.items() if getattr(config.settings, k) != v]
-        if ignored:
-            log.warning("settings that change only on restart: %s", ", ".join(ignored))
+        if ignored:  # named as feeds.yaml names them (`timeout`), not as fields (`timeout_s`)
+            log.warning(
+                "settings that change only on restart, kept as they were until then: %s",
+                ", ".join(setting_key(name) for name in ignored),
+            )
         self.config = replace(config, settings=replace(config.settings, **kept))
         self.run_context.reconfigure(self.config)
         self.store.sync_feeds(self.config.feeds, now=iso_utc(now))

@@ -30,7 +30,7 @@ from dramatiq.middleware import Middleware
 
 from aggregator.errors import AggregatorError, UsageError
 from aggregator.models import Outcome
-from aggregator.schedule.leases import is_dead
+from aggregator.schedule.leases import describe, is_dead
 
 NAMESPACE = "aggregator"
 FETCH, EXTRACT, COMMIT = "fetch", "extract", "commit"
@@ -204,10 +204,9 @@ class WriterLease:
         dead = held if held is not None and is_dead(held) else ""
         taken = _text(self.conn.eval(_TAKE, 1, WRITER_KEY, self.holder, self.duration_ms, dead))
         if taken:
-            other = taken
             raise WriterBusy(
-                f"another aggregator ({other}) is the writer for this broker; one writer at a "
-                "time commits what the workers send (it keeps every feed fresh on its own)"
+                f"{describe(taken)} is the writer for this broker; one writer at a time"
+                " commits what the workers send (it keeps every feed fresh on its own)"
             )
 
     def renew(self) -> bool:

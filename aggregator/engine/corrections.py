@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aggregator.store import Store
 from aggregator.stories import editing
 from aggregator.stories.dedup import DedupPolicy
@@ -11,6 +13,12 @@ def split_item(store: Store, item_id: int, *, now: str) -> editing.Split:
     """`aggregator stories split`: the item leaves its story, and stays apart."""
     with store.transaction() as tx:
         return editing.split_item(tx, item_id, now=now)
+
+
+def merge_stories(store: Store, story_ids: Sequence[int], *, now: str) -> editing.Merged:
+    """`aggregator stories merge`: the stories become one, and stay one."""
+    with store.transaction() as tx:
+        return editing.merge_stories(tx, story_ids, now=now)
 
 
 def rebuild_stories(store: Store, policy: DedupPolicy, *, now: str) -> editing.Rebuilt:

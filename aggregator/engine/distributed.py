@@ -154,12 +154,15 @@ class DistributedRun(RunContext):
         role: str,
         url: str,
         extract: bool = True,
+        force: bool = False,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         on_outcome: Callable[[FeedOutcome], None] | None = None,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(config, store, role=role, workers=Workers(0), extract=extract, clock=clock)
+        super().__init__(
+            config, store, role=role, workers=Workers(0), extract=extract, force=force, clock=clock
+        )
         self._rng = rng or random.Random()
         self.url = url
         self.on_outcome = on_outcome  # an answer nobody waits for (sent before a restart)
@@ -170,6 +173,7 @@ class DistributedRun(RunContext):
         self._waiting: dict[str, asyncio.Future[FeedOutcome]] = {}
         self._pages: dict[str, _Page] = {}  # canonical URL -> the page asked for
         self._pages_sent: dict[str, int] = {}  # feed -> pages asked for in this run
+        self._pages_failed: dict[str, int] = {}  # feed -> of those, answered without article
         self._pages_idle = asyncio.Event()
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
@@ -298,7 +302,7 @@ class DistributedRun(RunContext):
         poll = FeedPoll(
             feed.name,
             state.permanent_url or state.url,
-            Validators(state.etag, state.last_modified),
+            Validators() if self._force else Validators(state.etag, state.last_modified),
             max_bytes=settings.max_feed_bytes,
             max_entries=settings.max_entries,
         )
@@ -341,6 +345,10 @@ class DistributedRun(RunContext):
 
     def pages_sent(self, feed: str) -> int:
         return self._pages_sent.get(feed, 0)
+
+    def pages_failed(self, feed: str) -> int:
+        """Pages asked for in this run whose answer, committed, had no article."""
+        return self._pages_failed.get(feed, 0)
 
     def pages_in_flight(self) -> dict[str, int]:
         """Pages asked for and not answered yet, by feed."""
@@ -476,7 +484,7 @@ class DistributedRun(RunContext):
             self.on_outcome(outcome)
 
     def _apply_page(self, done: tasks.PageDone) -> None:
-        self._pages.pop(done.url, None)
+        asked = self._pages.pop(done.url, None)
         if not self._pages:
             self._pages_idle.set()
         found = self.store.page_state(done.url)
@@ -485,6 +493,8 @@ class DistributedRun(RunContext):
         item_id, status, attempts = found
         if status not in (ExtractStatus.PENDING, ExtractStatus.FAILED) or attempts != done.attempts:
             return  # answered already (a message delivered twice, or asked for twice)
+        if done.article is None and asked is not None:
+            self._pages_failed[asked.feed] = self._pages_failed.get(asked.feed, 0) + 1
         now = iso_utc(self.clock())
         if done.article is None and done.fingerprint is not None:
             # No page: a new item is placed by its summary, as the embedded mode places it.
@@ -567,12 +577,15 @@ async def fetch_feeds_distributed(
     *,
     url: str,
     extract: bool = True,
+    force: bool = False,
     on_done: Callable[[FeedOutcome], None] | None = None,
 ) -> list[FeedOutcome]:
     """`aggregator fetch --broker`: one pass over `feeds` through the workers; returns when
     every feed and every page it asked for is committed (pages still unanswered at the
     feeds' deadline stay pending for a later run, as in the embedded mode)."""
-    async with DistributedRun(config, store, role="fetch", url=url, extract=extract) as run:
+    async with DistributedRun(
+        config, store, role="fetch", url=url, extract=extract, force=force
+    ) as run:
         if not await asyncio.to_thread(run.workers_listening):
             raise NoWorkers(
                 f"no worker is consuming the fetch queue of {brokers.redact(url)}; start one "
@@ -590,7 +603,10 @@ async def fetch_feeds_distributed(
         left = config.settings.feed_deadline_s - (time.monotonic() - started)
         await run.pages_done(max(0.0, left))
         late = run.pages_in_flight()
-        finished = [_with_pages(o, run.pages_sent(o.feed), late.get(o.feed, 0)) for o in outcomes]
+        finished = [
+            _with_pages(o, run.pages_sent(o.feed), run.pages_failed(o.feed), late.get(o.feed, 0))
+            for o in outcomes
+        ]
         if on_done is not None:
             for outcome in finished:
                 if outcome.new_items:
@@ -598,7 +614,7 @@ async def fetch_feeds_distributed(
         return finished
 
 
-def _with_pages(outcome: FeedOutcome, sent: int, late: int) -> FeedOutcome:
+def _with_pages(outcome: FeedOutcome, sent: int, failed: int, late: int) -> FeedOutcome:
     warning = outcome.warning
     if late:
         warning = "; ".join(
@@ -610,4 +626,4 @@ def _with_pages(outcome: FeedOutcome, sent: int, late: int) -> FeedOutcome:
             )
             if w
         )
-    return replace(outcome, pages_fetched=sent, warning=warning)
+    return replace(outcome, pages_fetched=sent, pages_failed=failed, warning=warning)

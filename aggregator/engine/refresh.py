@@ -4,10 +4,11 @@ the daemon, so both behave exactly alike."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,46 @@ RETRIES_PER_REFRESH = 20
 
 
 @dataclass
+class PageCount:
+    """The article pages one refresh fetched, and how many of them gave no article."""
+
+    fetched: int = 0
+    failed: int = 0
+
+
+def _count_failure(count: PageCount, task: asyncio.Task[tuple[Article | None, str | None]]) -> None:
+    if task.cancelled():
+        return  # nobody waited for it any more: neither fetched nor failed, tried next run
+    if task.exception() is not None or task.result()[0] is None:
+        count.failed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class PageRetry:
+    """An item whose article page `aggregator retry` extracts again."""
+
+    item_id: int
+    url: str  # canonical: the key the run's pages are shared by
+    link: str  # as the feed gave it: what is fetched
+    feed: str  # the feed its page is counted for
+    # It has text already (extracted before, or the feed's own): a failure keeps it as it is.
+    has_text: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageRetried:
+    """What extracting a page again did: the article's words, or why there is none."""
+
+    page: PageRetry
+    words: int = 0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
 class Pipeline:
     """What one run shares between feeds: the fetcher, the workers, the writer."""
 
@@ -67,14 +108,17 @@ class Pipeline:
     fetcher: Fetcher
     workers: Workers
     extract: bool = True  # False: --no-extract for this run
+    # True: `fetch --force`: feeds are asked without their validators (never a 304); the
+    # validators of the full answer are stored as usual.
+    force: bool = False
     clock: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)  # the schedule's jitter
     # Article pages already being fetched in this run, so two feeds listing the same
     # article fetch its page once.
     _pages: dict[str, asyncio.Task[tuple[Article | None, str | None]]] = field(default_factory=dict)
-    # How many page fetches each feed started itself (a page shared with another feed in the
-    # same run counts for the feed that fetched it).
-    _started: dict[str, int] = field(default_factory=dict)
+    # The page fetches each refreshing feed started itself, and how many failed (a page
+    # shared with another feed in the same run counts for the feed that fetched it).
+    _counts: dict[str, PageCount] = field(default_factory=dict)
     # Items whose page was retried in this run (see _retry_pending).
     _retried: set[int] = field(default_factory=set)
     # How many refreshes are waiting for each page right now: one nobody waits for any more
@@ -137,9 +181,11 @@ class Pipeline:
             retries.cancel()
             await asyncio.gather(retries, return_exceptions=True)
             self._drop_unwanted_pages()
+        pages = self._counts.pop(feed.name, PageCount())  # new pages and retries alike
         return replace(
             outcome,
-            pages_fetched=self._started.pop(feed.name, 0),  # new pages and retries alike
+            pages_fetched=pages.fetched,
+            pages_failed=pages.failed,
             duration_ms=int((time.monotonic() - t0) * 1000),
         )
 
@@ -152,7 +198,7 @@ class Pipeline:
         poll = FeedPoll(
             feed.name,
             url,
-            Validators(state.etag, state.last_modified),
+            Validators() if self.force else Validators(state.etag, state.last_modified),
             max_bytes=settings.max_feed_bytes,
             max_entries=settings.max_entries,
         )
@@ -340,8 +386,12 @@ class Pipeline:
     ) -> asyncio.Task[tuple[Article | None, str | None]]:
         task = self._pages.get(url)
         if task is None:
-            self._started[feed] = self._started.get(feed, 0) + 1
+            count = self._counts.setdefault(feed, PageCount())
+            count.fetched += 1
             task = asyncio.ensure_future(self._fetch_article(url, link))
+            # Counted on the refresh's own tally: one that ended before its page did (its
+            # deadline) holds no entry here any more, and the next refresh starts afresh.
+            task.add_done_callback(functools.partial(_count_failure, count))
             self._pages[url] = task
         return task
 
@@ -371,23 +421,52 @@ class Pipeline:
     async def _retry_page(self, feed: FeedConfig, item_id: int, url: str, link: str) -> bool:
         """One earlier failure again; never raises (the feed's own refresh must go on)."""
         try:
-            article, error = await self._await_page(url, link, feed.name)
-            fingerprint = None
-            if article is not None:  # the text arrived: the item is matched again by it
-                fingerprint = await self._fingerprint(article.title, article.text, None)
+            await self._extract_again(PageRetry(item_id, url, link, feed.name))
+        except Exception:
+            log.exception("retrying the page of item %s failed", item_id)
+            return False
+        return True
+
+    async def _extract_again(self, page: PageRetry) -> tuple[Article | None, str | None]:
+        """An item's page once more, through the run's shared pages, and committed: its text
+        and fingerprint, or the failure (unless the item has text a failure must not hide)."""
+        article, error = await self._await_page(page.url, page.link, page.feed)
+        fingerprint = None
+        if article is not None:  # the text arrived: the item is matched again by it
+            fingerprint = await self._fingerprint(article.title, article.text, None)
+        if article is not None or not page.has_text:
             commit_extraction(
                 self.store,
-                item_id,
+                page.item_id,
                 article,
                 error,
                 fingerprint=fingerprint,
                 dedup=self.dedup,
                 now=iso_utc(self.clock()),
             )
-        except Exception:
-            log.exception("retrying the page of item %s failed", item_id)
-            return False
-        return True
+        return article, error
+
+    async def retry_pages(self, pages: Sequence[PageRetry]) -> list[PageRetried]:
+        """`aggregator retry`: these pages now, whatever their attempts so far, the way a
+        refresh retries its feed's pending pages. Never raises for what a page does."""
+
+        async def one(page: PageRetry) -> PageRetried:
+            try:
+                article, error = await self._extract_again(page)
+            except AggregatorError as exc:  # the fingerprint or the commit
+                return PageRetried(page, error=str(exc))
+            except Exception as exc:
+                log.exception("retrying the page of item %s failed", page.item_id)
+                return PageRetried(page, error=f"unexpected error: {exc!r}")
+            if article is None:
+                return PageRetried(page, error=error or "no article")
+            return PageRetried(page, words=len(article.text.split()))
+
+        try:
+            return list(await asyncio.gather(*(one(p) for p in pages)))
+        finally:
+            for page in pages:
+                self._counts.pop(page.feed, None)
 
     def _record_failure(
         self, feed: FeedConfig, state: FeedState, started: datetime, exc: AggregatorError

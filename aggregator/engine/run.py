@@ -5,7 +5,8 @@ fetcher and keeps this process's leases renewed; leaving it releases every lease
 fetcher and, when it made them, the workers. `refresh` is the one way either command refreshes
 a feed, with one failure policy: whatever a feed or page does is recorded by the refresh
 itself; if even recording fails (the store is locked or full), the feed is postponed and the
-outcome says `internal_error`. It never raises for one feed.
+outcome says `internal_error`. It never raises for one feed. `aggregator retry` runs in the
+same context: `retry` extracts pages again under the leases of the feeds that carried them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from types import TracebackType
 
 from aggregator.engine.pool import Workers
-from aggregator.engine.refresh import Pipeline
+from aggregator.engine.refresh import PageRetried, PageRetry, Pipeline
 from aggregator.fetch.client import Fetcher
 from aggregator.models import Config, FeedConfig, FeedOutcome, Outcome
 from aggregator.schedule.leases import Leases
@@ -28,7 +29,7 @@ from aggregator.times import iso_utc, utc_now
 
 log = logging.getLogger(__name__)
 
-LEASED = "skipped: another aggregator process (the daemon) is refreshing it right now"
+RETRY_LEASED = "skipped: {who} is refreshing feed {feed} right now; run the retry again soon"
 UNRECORDED_RETRY_S = 300  # a refresh whose outcome could not be stored is tried again after
 
 
@@ -41,6 +42,7 @@ class RunContext:
         role: str,
         workers: Workers | None = None,
         extract: bool = True,
+        force: bool = False,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
@@ -52,6 +54,7 @@ class RunContext:
         self.workers = workers or Workers()
         self.workers.memory_limit_bytes = config.settings.worker_memory_limit_bytes
         self._extract = extract
+        self._force = force
         self._rng = rng or random.Random()
         self._stack = AsyncExitStack()
         self._pipeline: Pipeline | None = None
@@ -71,6 +74,7 @@ class RunContext:
             fetcher,
             self.workers,
             extract=self._extract,
+            force=self._force,
             clock=self.clock,
             rng=self._rng,
         )
@@ -114,7 +118,7 @@ class RunContext:
         """Lease the feed and refresh it; one that another process is refreshing right now is
         skipped with the outcome "leased", which is no failure."""
         if not self.leases.take(feed.name):
-            return FeedOutcome(feed.name, Outcome.LEASED, warning=LEASED)
+            return FeedOutcome(feed.name, Outcome.LEASED, warning=self.leases.skipped(feed.name))
         return await self.refresh_leased(feed)
 
     async def refresh_leased(self, feed: FeedConfig) -> FeedOutcome:
@@ -127,6 +131,35 @@ class RunContext:
             return FeedOutcome(feed.name, Outcome.INTERNAL_ERROR, error=repr(exc))
         finally:
             self.leases.release(feed.name)
+
+    async def retry(
+        self, pages: Sequence[PageRetry], carried_by: Mapping[int, Sequence[str]]
+    ) -> list[PageRetried]:
+        """Extract these pages again now. Each item's feeds (`carried_by`: item id -> feeds)
+        are leased first, as a refresh leases its feed, so no other process works on them
+        at the same time; an item whose feed another process holds is skipped, saying so."""
+        wanted = sorted({feed for page in pages for feed in carried_by.get(page.item_id, ())})
+        held = [feed for feed in wanted if self.leases.take(feed)]
+        try:
+            busy = set(wanted) - set(held)
+            blocked = {
+                page.item_id: next(f for f in carried_by.get(page.item_id, ()) if f in busy)
+                for page in pages
+                if busy.intersection(carried_by.get(page.item_id, ()))
+            }
+            done = await self.pipeline.retry_pages([p for p in pages if p.item_id not in blocked])
+        finally:
+            for feed in held:
+                self.leases.release(feed)
+        who = {feed: self.leases.holder_of(feed) or "another aggregator process" for feed in busy}
+        by_item = {r.page.item_id: r for r in done}
+        return [
+            by_item.get(p.item_id)
+            or PageRetried(
+                p, error=RETRY_LEASED.format(who=who[blocked[p.item_id]], feed=blocked[p.item_id])
+            )
+            for p in pages
+        ]
 
     def _postpone(self, name: str) -> None:
         """A refresh that could not even be recorded stays due and would run again at once:
@@ -144,11 +177,15 @@ async def fetch_feeds(
     feeds: Sequence[FeedConfig],
     *,
     extract: bool = True,
+    force: bool = False,
     workers: Workers | None = None,
     on_done: Callable[[FeedOutcome], None] | None = None,
 ) -> list[FeedOutcome]:
-    """`aggregator fetch`: one pass over `feeds`, all at once within the fetcher's limits."""
-    async with RunContext(config, store, role="fetch", workers=workers, extract=extract) as run:
+    """`aggregator fetch`: one pass over `feeds`, all at once within the fetcher's limits.
+    `force` asks every feed in full, without its validators, for this pass only."""
+    async with RunContext(
+        config, store, role="fetch", workers=workers, extract=extract, force=force
+    ) as run:
 
         async def one(feed: FeedConfig) -> FeedOutcome:
             outcome = await run.refresh(feed)
@@ -157,3 +194,17 @@ async def fetch_feeds(
             return outcome
 
         return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+
+async def retry_pages(
+    config: Config,
+    store: Store,
+    pages: Sequence[PageRetry],
+    carried_by: Mapping[int, Sequence[str]],
+    *,
+    workers: Workers | None = None,
+) -> list[PageRetried]:
+    """`aggregator retry`: the pages of these items extracted again now, in the run context
+    `aggregator fetch` uses (its leases, fetcher and workers); one answer per page, in order."""
+    async with RunContext(config, store, role="retry", workers=workers) as run:
+        return await run.retry(pages, carried_by)

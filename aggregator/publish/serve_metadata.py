@@ -70,7 +70,7 @@ FEED_HEALTH = f"""
 SELECT
   name, state, error_count, last_outcome, last_error, last_warning,
   last_fetched_at, last_success_at, next_fetch_at,
-  (SELECT count(*) FROM sightings sg WHERE sg.feed = feeds.name) AS items,
+  coalesce((SELECT c.sightings FROM feed_counts c WHERE c.feed = feeds.name), 0) AS items,
   url, permanent_url
 FROM feeds
 ORDER BY CASE state WHEN '{FeedStatus.GONE}' THEN 0 WHEN '{FeedStatus.FAILING}' THEN 1
@@ -78,20 +78,29 @@ ORDER BY CASE state WHEN '{FeedStatus.GONE}' THEN 0 WHEN '{FeedStatus.FAILING}' 
   error_count DESC, last_warning IS NULL, name
 """.strip()
 
+# Best match first among the newest 10,000 matches, as `aggregator search` ranks them
+# (store/queries.py, SEARCH_RANKED): ranking every match of a common word takes seconds in
+# a store of a million items, past Datasette's time limit.
 SEARCH = """
+WITH hits AS (
+  SELECT rowid AS id, rank FROM items_fts
+  WHERE :q != '' AND items_fts MATCH :q
+  ORDER BY rowid DESC LIMIT 10000
+),
+best AS (SELECT id, rank FROM hits ORDER BY rank, id DESC LIMIT 100)
 SELECT
   i.id AS item,
   i.title,
-  snippet(items_fts, 1, '[', ']', '…', 12) AS snippet,
+  snippet(items_fts, -1, '[', ']', '…', 12) AS snippet,
   i.first_seen_at,
   i.story_id AS story,
   (SELECT group_concat(DISTINCT sg.feed) FROM sightings sg WHERE sg.item_id = i.id) AS feeds,
   i.url
-FROM items_fts
-JOIN items i ON i.id = items_fts.rowid
-WHERE :q != '' AND items_fts MATCH :q
-ORDER BY items_fts.rank
-LIMIT 100
+FROM best
+CROSS JOIN items_fts ON items_fts.rowid = best.id
+JOIN items i ON i.id = best.id
+WHERE items_fts MATCH :q
+ORDER BY best.rank, best.id DESC
 """.strip()
 
 CANNED_QUERIES: dict[str, dict[str, Any]] = {
@@ -127,8 +136,8 @@ CANNED_QUERIES: dict[str, dict[str, Any]] = {
     "search": {
         "title": "Search",
         "description": (
-            "Full-text search over titles and article text, best match first. FTS5 syntax:"
-            ' words, "a phrase", prefix*, AND / OR / NOT.'
+            "Full-text search over titles and article text, best match first among the"
+            ' newest 10,000 matches. FTS5 syntax: words, "a phrase", prefix*, AND / OR / NOT.'
         ),
         "sql": SEARCH,
         "params": ["q"],
@@ -165,10 +174,15 @@ TABLES: dict[str, dict[str, Any]] = {
     },
     "story_links": {
         "description": "Why each item joined its story: the item it matched, the signal"
-        " (canonical_url, title, minhash) and the score. A story's first item has no row.",
+        " (canonical_url, title, minhash; editor: merged by an editor) and the score."
+        " A story's first item has no row.",
     },
     "story_splits": {
         "description": "Pairs of items an editor split apart; never joined again.",
+    },
+    "story_merges": {
+        "description": "Items an editor merged into one story (one group per merge_id);"
+        " kept together by rebuilds until one is split.",
     },
     "feed_tags": {
         "description": "Each feed's tags (desks) from feeds.yaml.",
@@ -180,6 +194,8 @@ TABLES: dict[str, dict[str, Any]] = {
     # Dedup machinery, not for reading: hidden from the table list, still reachable.
     "item_fingerprints": {"hidden": True},
     "lsh_bands": {"hidden": True},
+    # Each feed's number of sightings, kept by triggers (feed health reads it).
+    "feed_counts": {"hidden": True},
     "_sqlite_migrations": {"hidden": True},
 }
 

@@ -24,8 +24,8 @@ from aggregator.models import FeedHints, FeedHistory, FeedStatus, Settings
 from aggregator.times import DAYS
 
 # States that are never due on their own: 410 Gone waits for the user, disabled feeds were
-# removed from feeds.yaml.
-NEVER_DUE = frozenset({FeedStatus.GONE, FeedStatus.DISABLED})
+# removed from feeds.yaml, paused ones wait for `aggregator feeds resume`.
+NEVER_DUE = frozenset({FeedStatus.GONE, FeedStatus.DISABLED, FeedStatus.PAUSED})
 
 
 @dataclass(frozen=True, slots=True)

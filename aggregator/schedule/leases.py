@@ -1,9 +1,10 @@
 """Leases: a feed is refreshed by one process at a time, daemon or `aggregator fetch`.
 
-A lease is a holder name and an expiry on the feed's row. The holder renews its leases while
-it works and releases each when the feed is done. A holder that died (kill -9) cannot release
-anything: on this host its leases are broken at once, since its process is gone; elsewhere
-they expire.
+A lease is a holder name and an expiry on the feed's row. The holder's name says which
+host, process and command hold it, so that a process that finds a feed taken can say by
+whom. The holder renews its leases while it works and releases each when the feed is done.
+A holder that died (kill -9) cannot release anything: on this host its leases are broken at
+once, since its process is gone; elsewhere they expire.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class LeaseBook(Protocol):
 
     def lease_holders(self) -> list[str]: ...
 
+    def lease_holder(self, feed: str, *, now: str) -> str | None: ...
+
     def release_leases(self, holders: Sequence[str]) -> None: ...
 
     def take_lease(
@@ -40,9 +43,25 @@ LEASE_S = 600  # renewed every third of it while the holder lives
 HOST = socket.gethostname()
 
 
+# The command behind each role, as a person would type it (the daemon's role is older than
+# its command's name); a role not listed is its own command: `aggregator retry`.
+COMMANDS = {"daemon": "run"}
+
+
 def new_holder(role: str) -> str:
-    """host:pid:role:token, so a lease names who holds it and can be checked for life."""
+    """host:pid:role:token, so a lease names who holds it (the role is the command: fetch,
+    daemon for `run`, retry) and can be checked for life."""
     return f"{HOST}:{os.getpid()}:{role}:{secrets.token_hex(3)}"
+
+
+def describe(holder: str) -> str:
+    """Who a holder is, for messages: "`aggregator fetch` (pid 4242)", with the host when
+    it is another machine's."""
+    host, pid, role, token = [*holder.split(":", 3), "", "", ""][:4]
+    if not (pid.isdecimal() and role and token):
+        return f"another aggregator process ({holder})"
+    where = "" if host == HOST else f" on {host}"
+    return f"`aggregator {COMMANDS.get(role, role)}` (pid {pid}{where})"
 
 
 def holder_pid(holder: str) -> int | None:
@@ -101,6 +120,16 @@ class Leases:
 
     def release(self, feed: str) -> None:
         self.store.release_lease(feed, holder=self.holder)
+
+    def holder_of(self, feed: str) -> str | None:
+        """Who holds `feed` now, described (`describe`); None when nobody does."""
+        holder = self.store.lease_holder(feed, now=iso_utc(self.clock()))
+        return None if holder is None else describe(holder)
+
+    def skipped(self, feed: str) -> str:
+        """Why `feed` was skipped after `take` failed: who is refreshing it instead."""
+        who = self.holder_of(feed) or "another aggregator process"
+        return f"skipped: {who} is refreshing it right now; it is left to that one"
 
     def release_all(self) -> None:
         self.store.release_leases([self.holder])

@@ -7,6 +7,8 @@ parse, extract, stories, schedule, engine, daemon, publish, cli). Other packages
 the names below, never its row modules.
 """
 
+# First: sqlite-utils, without numpy (see there).
+from aggregator.store import lean_imports  # noqa: F401  # isort: skip
 from aggregator.store.connection import harden_reader
 from aggregator.store.queries import Row
 from aggregator.store.reader import Reader, open_reader

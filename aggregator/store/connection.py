@@ -4,8 +4,11 @@ transaction every change runs in."""
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import shlex
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +37,34 @@ DENIED_FUNCTIONS = {
     # Writes to the process's error log: a side effect, not a read.
     "sqlite_log": "it writes to the process's error log",
 }
+# Pragmas a reader may give a value: each names what to read (a table, an index) or sets a
+# limit of this connection alone. Any other pragma with a value changes the store's settings
+# (journal_mode, user_version) or how this connection locks it (locking_mode), so it is
+# refused, as are the pragmas that write even without one.
+READING_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "foreign_key_check",
+        "integrity_check",
+        "quick_check",
+        "busy_timeout",
+        "cache_size",
+        "foreign_keys",
+        "hard_heap_limit",
+        "soft_heap_limit",
+        "recursive_triggers",  # sqlite-utils sets it on every connection
+    }
+)
+WRITING_PRAGMAS = frozenset({"wal_checkpoint", "incremental_vacuum", "optimize"})
+# The last refusal of the reader authorizer in this thread, for the message: SQLite itself
+# only says "not authorized". The authorizer runs in the thread that prepares the query.
+_refused = threading.local()
 
 
 def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
@@ -125,11 +156,44 @@ def newer_message(path: str, newer: list[str], *, reading: bool = False) -> str:
 
 
 def _reader_authorizer(action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
-    if action == sqlite3.SQLITE_ATTACH:
+    if action == sqlite3.SQLITE_ATTACH or (
+        action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS
+    ):
+        _refused.pragma = None
         return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS:
-        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in WRITING_PRAGMAS or (arg2 is not None and name not in READING_PRAGMAS):
+            _refused.pragma = (name, arg2)
+            return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
+
+
+def write_refusal(exc: BaseException) -> str | None:
+    """What to say when a reader refused a query because it would write to the store or
+    change its settings (SQLite says "not authorized", or "disk I/O error" for a journal
+    mode); None for any other error."""
+    code = getattr(exc, "sqlite_errorcode", 0)
+    pragma: tuple[str, str | None] | None = getattr(_refused, "pragma", None)
+    _refused.pragma = None
+    if code == sqlite3.SQLITE_AUTH and pragma is not None:
+        name, value = pragma
+        if name in WRITING_PRAGMAS:
+            return (
+                f"`PRAGMA {name}` would write to the store and was refused: queries only read"
+                " (the daemon's maintenance keeps the file in shape)"
+            )
+        return (
+            f"`PRAGMA {name} = {value}` would change the store's settings and was refused:"
+            f" queries only read; `PRAGMA {name}` without a value shows the setting"
+        )
+    if code & 0xFF == sqlite3.SQLITE_READONLY:
+        return (
+            f"the query would write to the store and was refused ({exc}): queries only"
+            " read; feeds change through feeds.yaml, stories through `aggregator stories"
+            " split/merge`"
+        )
+    return None
 
 
 @contextmanager
@@ -167,10 +231,17 @@ def file_of(db: Database) -> str:
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
+# What SQLite says when the file system will not let it open or write the store: "unable to
+# open database file", "attempt to write a readonly database", with no word of why.
+_NO_ACCESS = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
+
+
 def store_error(doing: str, path: str, exc: sqlite3.Error) -> StoreError:
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # ProgrammingError and the like: none
     if code in _DAMAGED:
         return StoreError(damaged_message(doing, path, exc))
+    if code in _NO_ACCESS and (why := access_problem(path)) is not None:
+        return StoreError(f"{doing} {path} ({exc}): {why}")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(
             f"{doing} {path}: another process has held its write lock for over"
@@ -193,5 +264,67 @@ def damaged_message(doing: str, path: str, exc: sqlite3.Error) -> str:
 
 def existing(path: str) -> str:
     if not Path(path).exists():
-        raise StoreError(f"no database at {path}; run `aggregator fetch` first")
+        folder = Path(path).absolute().parent
+        also = "" if folder.is_dir() else f" (its folder {folder} does not exist either)"
+        raise StoreError(
+            f"no database at {path}{also}; run `aggregator fetch` first, or point --db"
+            " (or settings.database) at the store"
+        )
     return path
+
+
+def cannot_create(path: str, exc: OSError) -> StoreError:
+    """The store (or its folder, or its lock file) could not be made: why, and what to do."""
+    why = access_problem(path) or exc.strerror or str(exc)
+    return StoreError(f"cannot create the database at {path}: {why}")
+
+
+def access_problem(path: str) -> str | None:
+    """Why this user cannot open the store at `path` and write to it, in words, with what to
+    do: a missing folder, a folder or a file without write access. None when the folder and
+    the file allow it (the trouble is elsewhere)."""
+    store = Path(path).absolute()
+    folder = store.parent
+    user = _user()
+    if not folder.exists():
+        above = next(p for p in folder.parents if p.exists())
+        if _writable(above):
+            return None  # `Store.open` makes the folder
+        return (
+            f"its folder {folder} does not exist, and {above} is not writable by {user} to"
+            f" make it; create {folder} with write access for {user}, or point --db (or"
+            " settings.database) at a folder that exists"
+        )
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder; point --db (or settings.database) elsewhere"
+    if not _writable(folder):
+        why = (
+            "SQLite must create the store's -wal and -shm files beside it, even to read it"
+            if store.exists()
+            else "so the store cannot be made in it"
+        )
+        return (
+            f"the folder {folder} is not writable by {user}, and {why}; give {user} write"
+            f" access to the folder (chown or chmod u+w {shlex.quote(str(folder))}), or point"
+            " --db at a writable folder (a copy of the store there, if it has one)"
+        )
+    for file in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            return (
+                f"the file {file} is not writable by {user}; give {user} write access to it"
+                f" (chown or chmod u+w {shlex.quote(str(file))}), or run aggregator as the"
+                " user that owns the store"
+            )
+    return None
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _user() -> str:
+    """This process's user, as `ls -l` names it."""
+    try:
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except KeyError:  # a uid without a passwd entry (containers)
+        return f"uid {os.geteuid()}"

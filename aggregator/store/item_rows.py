@@ -63,7 +63,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
                 " next_fetch_at = ? WHERE name = ?",
                 [feed.url, FeedStatus.OK, now, feed.name],
             )
-        elif state == FeedStatus.DISABLED:
+        elif state in (FeedStatus.DISABLED, FeedStatus.PAUSED) and not feed.paused:
             db.execute(
                 "UPDATE feeds SET state = ?, last_error = NULL WHERE name = ?",
                 [FeedStatus.OK, feed.name],
@@ -75,8 +75,24 @@ def sync_feeds(db: Database, feeds: Sequence[FeedConfig], *, now: str) -> None:
                 "UPDATE feeds SET state = ?, last_error = ? WHERE name = ?",
                 [FeedStatus.DISABLED, "no longer in feeds.yaml; its items are kept", name],
             )
+    _sync_paused(db, feeds)
     _sync_priorities(db, feeds)
     _sync_tags(db, feeds)
+
+
+def _sync_paused(db: Database, feeds: Sequence[FeedConfig]) -> None:
+    """`paused: true` in feeds.yaml: the feed and its history stay, its schedule stops."""
+    for feed in feeds:
+        if feed.paused:
+            db.execute(
+                "UPDATE feeds SET state = ?, last_error = ? WHERE name = ? AND state != ?",
+                [
+                    FeedStatus.PAUSED,
+                    f"paused in feeds.yaml; `aggregator feeds resume {feed.name}` polls it again",
+                    feed.name,
+                    FeedStatus.PAUSED,
+                ],
+            )
 
 
 def _sync_tags(db: Database, feeds: Sequence[FeedConfig]) -> None:

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from sqlite3 import SQLITE_CORRUPT, SQLITE_NOTADB
 from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.errors import StoreError
-from aggregator.models import FeedStatus
+from aggregator.errors import StoreError, UsageError
+from aggregator.models import FeedStatus, Order
+from aggregator.store import fts_query
 from aggregator.store.connection import damaged_message, file_of
 
 Row = dict[str, Any]
 
+
+class Rows(list[Row]):
+    """Rows that know their columns, as SQL does even when there is no row: a CSV of no
+    rows still has its header."""
+
+    def __init__(self, columns: Sequence[str], rows: Iterable[Row] = ()) -> None:
+        super().__init__(rows)
+        self.columns = tuple(columns)
+
+
 _ITEM_COLUMNS = (
-    "i.id, i.published_at, i.first_seen_at, f.feeds, i.title, i.url, i.author, i.language,"
-    " i.extract_status, i.story_id,"
+    "i.id, i.published_at, i.first_seen_at,"
+    # Per listed item, through sightings_item: a join with every item's feeds grouped would
+    # read all of sightings for a listing of 20 (1.3 s at 200k items; this: 1 ms).
+    " (SELECT group_concat(DISTINCT sg.feed) FROM sightings sg WHERE sg.item_id = i.id)"
+    " AS feeds, i.title, i.url, i.author, i.language,"
+    " i.extract_status, i.extract_error, i.story_id,"
     # How many items share its story (1: no duplicate known); `aggregator stories show`.
     " (SELECT item_count FROM stories s WHERE s.id = i.story_id) AS story_items"
-)
-_ITEM_FEEDS = (
-    "LEFT JOIN (SELECT item_id, group_concat(DISTINCT feed) AS feeds FROM sightings"
-    " GROUP BY item_id) f ON f.item_id = i.id"
 )
 
 
@@ -34,36 +46,136 @@ def dict_rows(db: Database, sql: str, params: list[Any]) -> list[Row]:
             raise StoreError(damaged_message("cannot read", file_of(db), exc)) from exc
         raise StoreError(str(exc)) from exc
     names = [d[0] for d in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return Rows(names, (dict(zip(names, row, strict=True)) for row in cursor.fetchall()))
 
 
-def _filters(since: str | None, feed: str | None, tag: str | None) -> tuple[str, list[Any]]:
+# What `--sort` orders items by, newest first; `--since` and `--until` bound the same time,
+# so the listing walks that time's index from the newest end and stops at the limit.
+_ITEM_TIMES = {Order.FIRST_SEEN: "i.first_seen_at", Order.PUBLISHED: "i.published_at"}
+
+
+def item_time(sort: Order) -> str:
+    """The column an item listing sorted by `sort` orders by and bounds (relevance: the
+    first-seen time, which `--since` has always bounded)."""
+    return _ITEM_TIMES.get(sort, _ITEM_TIMES[Order.FIRST_SEEN])
+
+
+# Making a listing entry of an item or a story a feed carried (its columns, its feeds) costs
+# about as much as testing 40 on a walk through the index (benchmarks/store_scale.py).
+SET_COST = 40
+
+
+def carried_few(db: Database, feed: str | None, tag: str | None, *, limit: int) -> bool:
+    """Whether the feed (or the desk's feeds) carried so few entries that making a listing
+    from all of them costs less than walking the listing's index, testing each row, until
+    `limit` of theirs are found: fewer than sqrt(limit x all sightings / SET_COST), about
+    1,200 for 50 at a million items (stories --feed: the walk takes 45 ms for a feed of
+    1,300 sightings, 1 s for one of 100; the set 75 ms and 6 ms). Reading a busy feed's
+    every sighting took 1.2 s for `items --feed`. The counts are feed_counts'."""
+    if feed is not None:
+        sql, name = "SELECT sightings FROM feed_counts WHERE feed = ?", feed
+    elif tag is not None:
+        sql = "SELECT sum(c.sightings) FROM feed_tags t JOIN feed_counts c ON c.feed = t.feed"
+        sql, name = sql + " WHERE t.tag = ?", tag
+    else:
+        return False
+    carried = db.execute(f"SELECT coalesce(({sql}), 0)", [name]).fetchone()[0]
+    total = db.execute("SELECT coalesce(sum(sightings), 0) FROM feed_counts").fetchone()[0]
+    return int(carried) ** 2 * SET_COST < limit * int(total)
+
+
+def _filters(
+    since: str | None,
+    feed: str | None,
+    tag: str | None,
+    *,
+    until: str | None = None,
+    time: str = "i.first_seen_at",
+    few: bool = False,
+) -> tuple[str, list[Any]]:
+    """WHERE on items `i`. A feed or desk is tested per item as the listing walks its index
+    (EXISTS, from the item's own sightings); one that carried `few` (carried_few) gives the
+    set of its items instead (IN), which the listing then sorts."""
     clauses, params = [], []
     if since is not None:
-        clauses.append("i.first_seen_at >= ?")
+        clauses.append(f"{time} >= ?")
         params.append(since)
+    if until is not None:
+        clauses.append(f"{time} < ?")
+        params.append(until)
     if feed is not None:
-        clauses.append("i.id IN (SELECT item_id FROM sightings WHERE feed = ?)")
+        clauses.append(
+            "i.id IN (SELECT item_id FROM sightings WHERE feed = ?)"
+            if few
+            else "EXISTS (SELECT 1 FROM sightings sg WHERE sg.item_id = i.id AND sg.feed = ?)"
+        )
         params.append(feed)
     if tag is not None:
         clauses.append(
             "i.id IN (SELECT s.item_id FROM sightings s JOIN feed_tags t ON t.feed = s.feed"
             " WHERE t.tag = ?)"
+            if few
+            else "EXISTS (SELECT 1 FROM sightings sg CROSS JOIN feed_tags t ON t.feed = sg.feed"
+            " WHERE sg.item_id = i.id AND t.tag = ?)"
         )
         params.append(tag)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def items(
-    db: Database, *, since: str | None, feed: str | None, limit: int, tag: str | None = None
+    db: Database,
+    *,
+    since: str | None,
+    feed: str | None,
+    limit: int,
+    tag: str | None = None,
+    until: str | None = None,
+    sort: Order = Order.FIRST_SEEN,
+    status: str | None = None,
 ) -> list[Row]:
-    """Newest first, by when we first saw them (feeds' own dates are often wrong)."""
-    where, params = _filters(since, feed, tag)
+    """Newest first, by when we first saw them (feeds' own dates are often wrong), or by the
+    feed's publication date (undated items last). `status`: only items whose extraction
+    stands there (an ExtractStatus)."""
+    time = item_time(sort)
+    few = carried_few(db, feed, tag, limit=limit)
+    where, params = _filters(since, feed, tag, until=until, time=time, few=few)
+    if status is not None:
+        # +: tested as the listing walks, never its index read whole and sorted (a quarter
+        # of a million items per status at a million; a planner without statistics did).
+        where += (" AND " if where else " WHERE ") + "+i.extract_status = ?"
+        params.append(status)
+    # From a feed's few items, sorted; else down the time's index (+: out of its reach).
+    order = f"{'+' if few else ''}{time} DESC, i.id DESC"
     return dict_rows(
         db,
-        f"SELECT {_ITEM_COLUMNS} FROM items i {_ITEM_FEEDS}{where}"
-        " ORDER BY i.first_seen_at DESC, i.id DESC LIMIT ?",
+        f"SELECT {_ITEM_COLUMNS} FROM items i{where} ORDER BY {order} LIMIT ?",
         [*params, limit],
+    )
+
+
+# -1: the snippet comes from the column that matched best (title, text or summary).
+_SNIPPET = "snippet(items_fts, -1, '[', ']', '…', 12) AS snippet"
+# Best match first means best among the newest SEARCH_RANKED matches (those the filters
+# let through): FTS5 scores every match it ranks (bm25, ~3 µs each), and a common word
+# matches one item in ten of a million (0.35 s to rank them all, 3.4 s for "the"); the
+# newest ten thousand are ranked in 30 ms, and a newsroom looks for the latest first.
+# --since, --until, --feed or more words reach further back.
+SEARCH_RANKED = 10_000
+
+
+def _ranked_search(where: str) -> str:
+    """The search by relevance: the newest matches walked from the index's end (rowids
+    grow with time) and scored, the best `limit` kept, and only those read and given a
+    snippet. Parameters: the query, the filters', the limit, the query again."""
+    join = " JOIN items i ON i.id = items_fts.rowid" if where else ""
+    return (
+        "WITH hits AS (SELECT items_fts.rowid AS id, items_fts.rank AS rank"
+        f" FROM items_fts{join} WHERE items_fts MATCH ?{where}"
+        f" ORDER BY items_fts.rowid DESC LIMIT {SEARCH_RANKED}),"
+        " best AS (SELECT id, rank FROM hits ORDER BY rank, id DESC LIMIT ?)"
+        f" SELECT {_ITEM_COLUMNS}, {_SNIPPET}"
+        " FROM best CROSS JOIN items_fts ON items_fts.rowid = best.id"
+        " JOIN items i ON i.id = best.id WHERE items_fts MATCH ? ORDER BY best.rank, best.id DESC"
     )
 
 
@@ -75,23 +187,64 @@ def search(
     feed: str | None,
     limit: int,
     tag: str | None = None,
+    until: str | None = None,
+    sort: Order = Order.RELEVANCE,
 ) -> list[Row]:
-    """Full-text search over titles and article text, best match first.
+    """Full-text search over titles, summaries and article text, best match first (among
+    the newest SEARCH_RANKED matches), or newest first by `sort`.
 
     The query may use FTS5 syntax (AND, OR, NOT, "phrases", prefix*); if it is not valid
-    FTS5 it is searched as plain words instead of failing.
+    FTS5 ("U.S.", "covid-19", a stray quote) it is searched as plain words instead of
+    failing (`search_problem` says why, for the user). A query with no words, or one even
+    its words cannot be searched by, is a UsageError saying what is wrong (fts_query.py).
     """
-    where, params = _filters(since, feed, tag)
+    if not fts_query.has_words(query):
+        raise UsageError(fts_query.EMPTY)
+    time = item_time(sort)
+    few = carried_few(db, feed, tag, limit=SEARCH_RANKED)
+    where, params = _filters(since, feed, tag, until=until, time=time, few=few)
     where = where.replace(" WHERE ", " AND ", 1)
+    ranked = sort == Order.RELEVANCE
     sql = (
-        f"SELECT {_ITEM_COLUMNS}, snippet(items_fts, 1, '[', ']', '…', 12) AS snippet"
-        f" FROM items_fts JOIN items i ON i.id = items_fts.rowid {_ITEM_FEEDS}"
-        f" WHERE items_fts MATCH ?{where} ORDER BY items_fts.rank LIMIT ?"
+        _ranked_search(where)
+        if ranked
+        else (
+            f"SELECT {_ITEM_COLUMNS}, {_SNIPPET}"
+            f" FROM items_fts JOIN items i ON i.id = items_fts.rowid"
+            f" WHERE items_fts MATCH ?{where} ORDER BY {time} DESC, i.id DESC LIMIT ?"
+        )
     )
+
+    def bound(words: str) -> list[Any]:
+        return [words, *params, limit, words] if ranked else [words, *params, limit]
+
     try:
-        return dict_rows(db, sql, [query, *params, limit])
-    except StoreError:
-        return dict_rows(db, sql, [db.quote_fts(query), *params, limit])
+        return dict_rows(db, sql, bound(query))
+    except StoreError as exc:
+        if fts_query.problem(exc) is None:
+            raise
+    try:
+        return dict_rows(db, sql, bound(db.quote_fts(query)))
+    except StoreError as exc:
+        said = fts_query.problem(exc)
+        if said is None:
+            raise
+        raise UsageError(f"cannot search: {fts_query.explain(query, said)}") from None
+
+
+def search_problem(db: Database, query: str) -> str | None:
+    """Why FTS5 cannot read `query` as it is written, in words with queries that work; None
+    when it can."""
+    if not fts_query.has_words(query):
+        return fts_query.EMPTY
+    try:
+        dict_rows(db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? LIMIT 1", [query])
+    except StoreError as exc:
+        said = fts_query.problem(exc)
+        if said is None:
+            raise
+        return fts_query.explain(query, said)
+    return None
 
 
 def feeds(db: Database) -> list[Row]:
@@ -100,7 +253,9 @@ def feeds(db: Database) -> list[Row]:
         db,
         "SELECT name, state, url, permanent_url, last_fetched_at, last_success_at,"
         " next_fetch_at, error_count, last_outcome, last_error, last_warning,"
-        " (SELECT count(*) FROM sightings s WHERE s.feed = feeds.name) AS items"
+        # Kept by triggers (migration 0009): counting sightings read all of them.
+        " coalesce((SELECT c.sightings FROM feed_counts c WHERE c.feed = feeds.name), 0)"
+        " AS items"
         f" FROM feeds ORDER BY CASE state WHEN '{FeedStatus.GONE}' THEN 0"
         f" WHEN '{FeedStatus.FAILING}' THEN 1 WHEN '{FeedStatus.OK}' THEN 2 ELSE 3 END, name",
         [],

@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
 from aggregator.errors import QueryInterrupted, QueryRefused, StoreError, UnknownName
-from aggregator.models import FeedHistory, StoryEntry, StoryFilter
-from aggregator.store import queries, schedule_rows, story_queries
+from aggregator.models import FeedHistory, Order, StoryEntry, StoryFilter
+from aggregator.store import page_queries, queries, schedule_rows, story_queries
 from aggregator.store.connection import (
     DENIED_FUNCTIONS,
     connect,
     existing,
     file_of,
     store_error,
+    write_refusal,
 )
-from aggregator.store.queries import Row
+from aggregator.store.queries import Row, Rows
 
 # What one `Reader.query` (`aggregator query`, the web view's SQL) may use.
 QUERY_TIMEOUT_S = 30.0
@@ -43,7 +44,9 @@ def open_reader(path: str) -> Reader:
     """A read-only connection for queries: never blocks the writer, sees whole commits only,
     and never touches another file."""
     try:
-        return Reader(Database(connect(existing(path), read_only=True)))
+        # No sqlite-utils plugins: none is installed, and looking for them (every installed
+        # distribution's entry points) cost each command 15 ms before its first query.
+        return Reader(Database(connect(existing(path), read_only=True), execute_plugins=False))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
 
@@ -58,9 +61,26 @@ class Reader:
     # -- items and feeds --------------------------------------------------------------------
 
     def items(
-        self, *, since: str | None, feed: str | None, limit: int, tag: str | None = None
+        self,
+        *,
+        since: str | None,
+        feed: str | None,
+        limit: int,
+        tag: str | None = None,
+        until: str | None = None,
+        sort: Order = Order.FIRST_SEEN,
+        status: str | None = None,
     ) -> list[Row]:
-        return queries.items(self.db, since=since, feed=feed, limit=limit, tag=tag)
+        return queries.items(
+            self.db,
+            since=since,
+            feed=feed,
+            limit=limit,
+            tag=tag,
+            until=until,
+            sort=sort,
+            status=status,
+        )
 
     def search(
         self,
@@ -70,14 +90,50 @@ class Reader:
         feed: str | None,
         limit: int,
         tag: str | None = None,
+        until: str | None = None,
+        sort: Order = Order.RELEVANCE,
     ) -> list[Row]:
-        return queries.search(self.db, query, since=since, feed=feed, limit=limit, tag=tag)
+        return queries.search(
+            self.db, query, since=since, feed=feed, limit=limit, tag=tag, until=until, sort=sort
+        )
+
+    def search_problem(self, query: str) -> str | None:
+        """Why FTS5 cannot read `query` as written (`search` then looks for its words), in
+        words with queries that work; None when it can."""
+        return queries.search_problem(self.db, query)
 
     def feeds(self) -> list[Row]:
         return queries.feeds(self.db)
 
     def feed_histories(self, *, since: str) -> dict[str, FeedHistory]:
         return schedule_rows.feed_histories(self.db, since=since)
+
+    # -- article pages (SQL in store/page_queries.py) -------------------------------------------
+
+    def recent_pages(self, *, since: str) -> list[Row]:
+        """How the article pages of each feed's entries since `since` fared: rows of feed,
+        status (ok or failed), error and pages."""
+        return page_queries.recent_pages(self.db, since=since)
+
+    def item_by_id(self, item_id: int) -> Row | None:
+        return page_queries.item_by_id(self.db, item_id)
+
+    def item_by_url(self, urls: Sequence[str]) -> Row | None:
+        """The item whose canonical URL or feed link is one of `urls`."""
+        return page_queries.item_by_url(self.db, urls)
+
+    def urls_like(self, prefix: str, *, limit: int = 2000) -> list[str]:
+        return page_queries.urls_like(self.db, prefix, limit=limit)
+
+    def item_id_range(self) -> tuple[int, int] | None:
+        return page_queries.id_range(self.db)
+
+    def unextracted_items(self, feed: str) -> list[Row]:
+        """A feed's items whose page failed or is pending, whatever their attempts."""
+        return page_queries.unextracted(self.db, feed)
+
+    def feeds_of(self, item_ids: Sequence[int]) -> dict[int, list[str]]:
+        return page_queries.feeds_of(self.db, item_ids)
 
     # -- stories ----------------------------------------------------------------------------
 
@@ -89,9 +145,18 @@ class Reader:
         feed: str | None,
         limit: int,
         tag: str | None = None,
+        until: str | None = None,
+        sort: Order = Order.LAST_SEEN,
     ) -> list[Row]:
         return story_queries.stories(
-            self.db, since=since, min_sources=min_sources, feed=feed, limit=limit, tag=tag
+            self.db,
+            since=since,
+            min_sources=min_sources,
+            feed=feed,
+            limit=limit,
+            tag=tag,
+            until=until,
+            sort=sort,
         )
 
     def story(self, story_id: int) -> Row | None:
@@ -209,6 +274,8 @@ class Reader:
             name = message.rsplit(":", 1)[1].strip().lower()
             why = DENIED_FUNCTIONS.get(name, "it reaches past the data")
             return QueryRefused(f"{name}() is refused: {why}; queries only read the store")
+        if (refused := write_refusal(exc)) is not None:
+            return QueryRefused(refused)
         if code == sqlite3.SQLITE_AUTH:
             return QueryRefused(
                 f"{message}: queries only read this database; ATTACH and VACUUM INTO, which"
@@ -224,7 +291,7 @@ class Reader:
 
 def _bounded_rows(cursor: sqlite3.Cursor) -> list[Row]:
     names = [d[0] for d in cursor.description or ()]
-    rows: list[Row] = []
+    rows = Rows(names)
     size = 0
     while batch := cursor.fetchmany(1000):
         for row in batch:

@@ -16,18 +16,24 @@ from aggregator.models import FeedHints, FeedHistory, FeedState, FeedStatus
 from aggregator.times import parse_iso
 
 # Per feed: first and latest sighting, and how many came after the first fetch's backlog
-# (all time, and since :since). The (feed, seen_at) index makes each of these a range scan.
+# (all time, and since :since). The ends of each feed's range of the (feed, seen_at) index,
+# its sightings at the first time and those since :since are short probes (the first and
+# latest found once per feed: MATERIALIZED); all of its sightings are counted by triggers
+# (feed_counts, migration 0009). Grouping sightings by feed read all of them: 1.4 s at
+# 1.2 million sightings, now 10 ms.
 _HISTORY = """
-SELECT f.name, f.state, f.error_count, f.added_at, f.retry_after_until, s.first, s.last,
-       coalesce(n.total, 0), coalesce(n.recent, 0)
-FROM feeds f
-LEFT JOIN (SELECT feed, min(seen_at) AS first, max(seen_at) AS last
-           FROM sightings GROUP BY feed) s ON s.feed = f.name
-LEFT JOIN (SELECT x.feed, count(*) AS total, sum(x.seen_at >= :since) AS recent
-           FROM sightings x
-           JOIN (SELECT feed, min(seen_at) AS first FROM sightings GROUP BY feed) m
-             ON m.feed = x.feed AND x.seen_at > m.first
-           GROUP BY x.feed) n ON n.feed = f.name
+WITH f AS MATERIALIZED (
+  SELECT name, state, error_count, added_at, retry_after_until,
+         (SELECT min(seen_at) FROM sightings WHERE feed = feeds.name) AS first,
+         (SELECT max(seen_at) FROM sightings WHERE feed = feeds.name) AS last
+  FROM feeds
+)
+SELECT f.name, f.state, f.error_count, f.added_at, f.retry_after_until, f.first, f.last,
+       coalesce(c.sightings, 0)
+         - (SELECT count(*) FROM sightings WHERE feed = f.name AND seen_at = f.first),
+       (SELECT count(*) FROM sightings  -- the range from :since, not from the first (+)
+        WHERE feed = f.name AND seen_at >= :since AND +seen_at > f.first)
+FROM f LEFT JOIN feed_counts c ON c.feed = f.name
 """
 _ONE_HISTORY = """
 SELECT f.name, f.state, f.error_count, f.added_at, f.retry_after_until, s.first, s.last,
@@ -98,7 +104,8 @@ def hints_from_json(text: str | None) -> FeedHints | None:
 
 
 _WAITING = (
-    f"state NOT IN ('{FeedStatus.GONE}', '{FeedStatus.DISABLED}') AND next_fetch_at <= :now"
+    f"state NOT IN ('{FeedStatus.GONE}', '{FeedStatus.DISABLED}', '{FeedStatus.PAUSED}')"
+    " AND next_fetch_at <= :now"
     " AND (lease_holder IS NULL OR lease_until <= :now)"
 )
 
@@ -147,6 +154,14 @@ def release_lease(db: Database, feed: str, *, holder: str) -> None:
 
 def renew_leases(db: Database, *, holder: str, until: str) -> None:
     db.execute("UPDATE feeds SET lease_until = ? WHERE lease_holder = ?", [until, holder])
+
+
+def lease_holder(db: Database, feed: str, *, now: str) -> str | None:
+    """Who holds an unexpired lease on `feed`, if anyone."""
+    row = db.execute(
+        "SELECT lease_holder FROM feeds WHERE name = ? AND lease_until > ?", [feed, now]
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def lease_holders(db: Database) -> list[str]:

@@ -7,40 +7,83 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from aggregator.models import Source, StoryEntry, StoryFilter
-from aggregator.store.queries import Row, dict_rows
+from aggregator.models import Order, Source, StoryEntry, StoryFilter
+from aggregator.store.queries import Row, carried_few, dict_rows
 
 _SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
 
 
-def _story_filters(
-    since: str | None, feed: str | None, tag: str | None = None
-) -> tuple[list[str], list[Any]]:
-    """WHERE clauses on stories `s`: carried since a time, by a feed, by a feed with a tag.
+def _story_order(sort: Order, *, join: str = "LEFT JOIN") -> tuple[str, str, str]:
+    """(FROM clause, time column, ORDER BY) of a story listing sorted by `sort`, latest
+    first; `--since` and `--until` bound the same time. By publication date (the lead's) the
+    walk starts from the items' published_at index, newest first, and finds the story each
+    item leads (stories_lead): CROSS JOIN keeps SQLite from reading every story and sorting
+    them instead. The others walk stories_last_seen or stories_first_seen."""
+    if sort == Order.PUBLISHED:
+        return (
+            "items lead CROSS JOIN stories s ON s.lead_item_id = lead.id",
+            "lead.published_at",
+            "lead.published_at DESC, lead.id DESC",
+        )
+    time = "s.first_seen_at" if sort == Order.FIRST_SEEN else "s.last_seen_at"
+    return (
+        f"stories s {join} items lead ON lead.id = s.lead_item_id",
+        time,
+        f"{time} DESC, s.id DESC",
+    )
 
-    The feed and tag tests are EXISTS per story, not `s.id IN (...)`: with IN, SQLite drives
-    the query from the whole set of the desk's stories and sorts it (1 s for a desk of 40k
-    stories in a 100k-item store); with EXISTS it walks stories latest first and stops at the
-    limit (1 ms), at worst reading every story when the desk carried none lately
-    (`benchmarks/serve.py`)."""
+
+def _story_filters(
+    since: str | None,
+    feed: str | None,
+    tag: str | None = None,
+    *,
+    until: str | None = None,
+    time: str = "s.last_seen_at",
+    few: bool = False,
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses on stories `s`: carried (or first seen, or published, by `time`) since
+    and before a time, by a feed, by a feed with a tag.
+
+    A feed or desk is tested per story (EXISTS) as the listing walks stories latest first,
+    stopping at the limit: 1 ms for a desk that carries a story in ten at a million items,
+    40 ms for a feed that carries one in 400. CROSS JOIN keeps the test on the story's items:
+    SQLite read the feed's every sighting for each story instead (37 s). With `few`
+    (`queries.carried_few`: the feed carried so little that the walk would go back months) the
+    listing is made from the stories it carried, `s.id IN (...)`, and sorted."""
     clauses: list[str] = ["1"]
     params: list[Any] = []
     if since is not None:
-        clauses.append("s.last_seen_at >= ?")
+        clauses.append(f"{time} >= ?")
         params.append(since)
+    if until is not None:
+        clauses.append(f"{time} < ?")
+        params.append(until)
     if feed is not None:
         clauses.append(
-            "EXISTS (SELECT 1 FROM items m JOIN sightings sg ON sg.item_id = m.id"
+            "s.id IN (SELECT m.story_id FROM sightings sg JOIN items m ON m.id = sg.item_id"
+            " WHERE sg.feed = ?)"
+            if few
+            else "EXISTS (SELECT 1 FROM items m CROSS JOIN sightings sg ON sg.item_id = m.id"
             " WHERE m.story_id = s.id AND sg.feed = ?)"
         )
         params.append(feed)
     if tag is not None:
         clauses.append(
-            "EXISTS (SELECT 1 FROM items m JOIN sightings sg ON sg.item_id = m.id"
-            " JOIN feed_tags t ON t.feed = sg.feed WHERE m.story_id = s.id AND t.tag = ?)"
+            "s.id IN (SELECT m.story_id FROM feed_tags t JOIN sightings sg ON sg.feed = t.feed"
+            " JOIN items m ON m.id = sg.item_id WHERE t.tag = ?)"
+            if few
+            else "EXISTS (SELECT 1 FROM items m CROSS JOIN sightings sg ON sg.item_id = m.id"
+            " CROSS JOIN feed_tags t ON t.feed = sg.feed WHERE m.story_id = s.id AND t.tag = ?)"
         )
         params.append(tag)
     return clauses, params
+
+
+def _unindexed(order: str) -> str:
+    """The ORDER BY with its first term out of any index's reach (unary +): SQLite then
+    reads the stories a feed carried and sorts them, rather than walking every story."""
+    return "+" + order
 
 
 def stories(
@@ -51,16 +94,22 @@ def stories(
     feed: str | None,
     limit: int,
     tag: str | None = None,
+    until: str | None = None,
+    sort: Order = Order.LAST_SEEN,
 ) -> list[Row]:
-    """Latest first (by the last time any feed carried them), with their feeds."""
-    clauses, params = _story_filters(since, feed, tag)
+    """Latest first (by the last time any feed carried them, or by `sort`), with their
+    feeds."""
+    source, time, order = _story_order(sort)
+    few = sort != Order.PUBLISHED and carried_few(db, feed, tag, limit=limit)
+    clauses, params = _story_filters(since, feed, tag, until=until, time=time, few=few)
+    order = _unindexed(order) if few else order
     sql = (
         "SELECT * FROM (SELECT s.id AS story, s.last_seen_at, s.first_seen_at,"
+        " lead.published_at,"
         f" s.item_count AS items, {_SOURCES.format('count(DISTINCT sg.feed)')} AS sources,"
         f" {_SOURCES.format('group_concat(DISTINCT sg.feed)')} AS feeds,"
-        " s.title, lead.url AS lead_url FROM stories s"
-        " LEFT JOIN items lead ON lead.id = s.lead_item_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC)"
+        f" s.title, lead.url AS lead_url FROM {source}"
+        f" WHERE {' AND '.join(clauses)} ORDER BY {order})"
         " WHERE sources >= ? LIMIT ?"
     )
     rows = dict_rows(db, sql, [*params, min_sources, limit])
@@ -99,14 +148,21 @@ def story(db: Database, story_id: int) -> Row | None:
 def export_entries(db: Database, wanted: StoryFilter) -> list[StoryEntry]:
     """Stories with their lead item's content, latest first, each with its sources (earliest
     first) and the tags of the feeds that carried it: what exports and served feeds publish."""
-    clauses, params = _story_filters(wanted.since, wanted.feed, wanted.tag)
+    source, time, order = _story_order(wanted.sort, join="JOIN")
+    few = wanted.sort != Order.PUBLISHED and carried_few(
+        db, wanted.feed, wanted.tag, limit=wanted.limit
+    )
+    clauses, params = _story_filters(
+        wanted.since, wanted.feed, wanted.tag, until=wanted.until, time=time, few=few
+    )
+    order = _unindexed(order) if few else order
     sql = (
         "SELECT * FROM (SELECT s.id AS story_id, coalesce(s.title, lead.title, '') AS title,"
         " lead.url, lead.summary, lead.summary_html, lead.text, lead.html, lead.author,"
         " lead.published_at, lead.image, s.first_seen_at, s.last_seen_at,"
         f" {_SOURCES.format('count(DISTINCT sg.feed)')} AS feed_count"
-        " FROM stories s JOIN items lead ON lead.id = s.lead_item_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY s.last_seen_at DESC, s.id DESC)"
+        f" FROM {source}"
+        f" WHERE {' AND '.join(clauses)} ORDER BY {order})"
         " WHERE feed_count >= ? LIMIT ?"
     )
     rows = dict_rows(db, sql, [*params, wanted.min_sources, wanted.limit])

@@ -8,13 +8,14 @@ does not grow with the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
 from aggregator.errors import StoreError
-from aggregator.models import Copy, Fingerprint, Match
+from aggregator.models import Copy, Fingerprint, Match, Signal
 from aggregator.times import parse_iso
 
 MAX_CANDIDATES = 200  # per signal; only a template repeated all day comes near it
@@ -243,7 +244,77 @@ def split_off(db: Database, item_id: int, others: Sequence[int], *, now: str) ->
         [(item_id, other, now) for other in others],
     )
     db.execute("DELETE FROM story_links WHERE item_id = ?", [item_id])
+    _leave_merge(db, item_id)  # the later word wins
     db.execute("UPDATE items SET story_id = NULL WHERE id = ?", [item_id])
+
+
+def _leave_merge(db: Database, item_id: int) -> None:
+    """The item is no longer part of the merge it was in; a group left with one item is no
+    group."""
+    row = db.execute("SELECT merge_id FROM story_merges WHERE item_id = ?", [item_id]).fetchone()
+    if row is None:
+        return
+    db.execute("DELETE FROM story_merges WHERE item_id = ?", [item_id])
+    db.execute(
+        "DELETE FROM story_merges WHERE merge_id = ?"
+        " AND (SELECT count(*) FROM story_merges WHERE merge_id = ?) = 1",
+        [row[0], row[0]],
+    )
+
+
+def remember_merge(db: Database, item_ids: Sequence[int], *, now: str) -> None:
+    """Remember that the items are one story (one merge group), and forget the splits between
+    any two of them: the later word wins."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return
+    listed = json.dumps(ids)
+    db.execute(
+        "DELETE FROM story_splits WHERE item_id IN (SELECT value FROM json_each(?))"
+        " AND other_item_id IN (SELECT value FROM json_each(?))",
+        [listed, listed],
+    )
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO story_merges (item_id, merge_id, created_at) VALUES (?, ?, ?)",
+        [(item_id, ids[0], now) for item_id in ids],
+    )
+
+
+def merge_partners(db: Database, item_id: int) -> list[tuple[int, int]]:
+    """(item, its story) for each item an editor merged this one with that is in a story,
+    the earliest first."""
+    rows = db.execute(
+        "SELECT m.item_id, i.story_id FROM story_merges g"
+        " JOIN story_merges m ON m.merge_id = g.merge_id AND m.item_id != g.item_id"
+        " JOIN items i ON i.id = m.item_id"
+        " WHERE g.item_id = ? AND i.story_id IS NOT NULL ORDER BY i.first_seen_at, i.id",
+        [item_id],
+    ).fetchall()
+    return [(int(item), int(story)) for item, story in rows]
+
+
+def merge_into(db: Database, story_id: int, others: Sequence[int], *, now: str) -> None:
+    """Every item of the `others` stories joins `story_id`, and those stories are gone. Their
+    first items (which joined nothing) are recorded as joined by an editor, matched with the
+    story's lead; the other items keep the match that joined them."""
+    if not others:
+        return
+    marks = ", ".join("?" for _ in others)
+    lead = db.execute("SELECT lead_item_id FROM stories WHERE id = ?", [story_id]).fetchone()
+    if lead is None or lead[0] is None:
+        raise StoreError(f"there is no story {story_id}")
+    db.execute(
+        "INSERT INTO story_links (item_id, story_id, matched_item_id, signal, score, created_at)"
+        f" SELECT i.id, ?, ?, ?, 1.0, ? FROM items i WHERE i.story_id IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM story_links l WHERE l.item_id = i.id)",
+        [story_id, lead[0], Signal.EDITOR, now, *others],
+    )
+    db.execute(
+        f"UPDATE story_links SET story_id = ? WHERE story_id IN ({marks})", [story_id, *others]
+    )
+    db.execute(f"UPDATE items SET story_id = ? WHERE story_id IN ({marks})", [story_id, *others])
+    db.execute(f"DELETE FROM stories WHERE id IN ({marks})", list(others))
+    refresh_story(db, story_id)
 
 
 def clear_stories(db: Database) -> list[tuple[int, int | None]]:
@@ -268,6 +339,8 @@ def fingerprint_inputs(
         " FROM items i LEFT JOIN item_fingerprints f ON f.item_id = i.id WHERE i.id = ?",
         [item_id],
     ).fetchone()
+    if row is None:
+        raise StoreError(f"there is no item {item_id}")
     return stored_fingerprint(*row[:4]), row[4], row[5], row[6]
 
 

@@ -105,6 +105,15 @@ class Transaction:
     def split_off(self, item_id: int, others: Sequence[int], *, now: str) -> None:
         story_rows.split_off(self.db, item_id, others, now=now)
 
+    def remember_merge(self, item_ids: Sequence[int], *, now: str) -> None:
+        story_rows.remember_merge(self.db, item_ids, now=now)
+
+    def merge_partners(self, item_id: int) -> list[tuple[int, int]]:
+        return story_rows.merge_partners(self.db, item_id)
+
+    def merge_into(self, story_id: int, others: Sequence[int], *, now: str) -> None:
+        story_rows.merge_into(self.db, story_id, others, now=now)
+
     def clear_stories(self) -> list[tuple[int, int | None]]:
         return story_rows.clear_stories(self.db)
 

@@ -25,7 +25,13 @@ from aggregator.models import (
     KnownEntries,
 )
 from aggregator.store import item_rows, maintenance, schedule_rows
-from aggregator.store.connection import connect, existing, store_error, writing
+from aggregator.store.connection import (
+    cannot_create,
+    connect,
+    existing,
+    store_error,
+    writing,
+)
 from aggregator.store.migrations import migrations
 from aggregator.store.transaction import Transaction
 
@@ -46,7 +52,7 @@ class Store:
         try:
             conn = connect(path)
         except OSError as exc:  # its folder cannot be made: a file is in the way, no rights
-            raise StoreError(f"cannot create the database at {path}: {exc}") from exc
+            raise cannot_create(path, exc) from exc
         except sqlite3.Error as exc:
             raise store_error("cannot open the database", path, exc) from exc
         try:
@@ -160,6 +166,9 @@ class Store:
 
     def lease_holders(self) -> list[str]:
         return schedule_rows.lease_holders(self.db)
+
+    def lease_holder(self, feed: str, *, now: str) -> str | None:
+        return schedule_rows.lease_holder(self.db, feed, now=now)
 
     def release_leases(self, holders: Sequence[str]) -> None:
         """Every lease of these holders (ourselves on the way out, or dead processes)."""

@@ -1,0 +1,30 @@
+"""sqlite-utils without numpy: imported first by the store package (its `__init__`).
+
+sqlite-utils imports numpy and pandas whenever they are installed, only to map their scalar
+types to column types when it creates tables from Python values, which the store never does
+(it writes with SQL). numpy is installed, for datasketch's MinHash, and importing it cost
+every command that reads the store more than its query (0.13 s of a 0.26 s start on two busy
+cores). So sqlite-utils is imported with both hidden, unless something has imported them
+already; a later `import numpy` (datasketch's) finds it as usual.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_UNUSED = ("numpy", "pandas")
+
+
+def _import_sqlite_utils() -> None:
+    hidden = [name for name in _UNUSED if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import` raises ImportError
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+_import_sqlite_utils()
