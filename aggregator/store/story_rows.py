@@ -18,7 +18,12 @@ from aggregator.errors import StoreError
 from aggregator.models import Copy, Fingerprint, Match, Signal
 from aggregator.times import parse_iso
 
-MAX_CANDIDATES = 200  # per signal; only a template repeated all day comes near it
+# Copies a canonical URL or headline lookup returns at most: placing a copy costs the same
+# whatever the store holds, and only a template repeated all day comes near it.
+MAX_CANDIDATES = 32
+# Rows read from one LSH bucket (band key and week) at most, its newest first: a bucket a
+# teaser shared by thousands of items has filled is read no further (story_rows.by_bands).
+BUCKET_READ = 32
 
 # The feeds column: those of the item's whole story (its own while it has none), so a feed's
 # boilerplate cannot reach its own items through another feed's copy (dedup.comparable).
@@ -57,8 +62,8 @@ def _copy(row: Any) -> Copy:
     )
 
 
-def _copies(db: Database, where: str, params: Sequence[Any], prefix: str = "") -> list[Copy]:
-    cursor = db.execute(f"{prefix}SELECT {_COPY_COLUMNS} FROM {_COPY_SOURCE} {where}", params)
+def _copies(db: Database, where: str, params: Sequence[Any]) -> list[Copy]:
+    cursor = db.execute(f"SELECT {_COPY_COLUMNS} FROM {_COPY_SOURCE} {where}", params)
     names = [d[0] for d in cursor.description]
     return [_copy(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
@@ -130,12 +135,13 @@ _IN_A_STORY = "WHERE i.story_id IS NOT NULL AND i.id != ? AND "
 
 
 def by_canonical_url(db: Database, new: Copy) -> list[Copy]:
-    """Copies whose URL or declared canonical URL is the new one's, at any age."""
+    """Copies whose URL or declared canonical URL is the new one's, at any age (the first
+    MAX_CANDIDATES that declare it)."""
     return _copies(
         db,
-        _IN_A_STORY + "i.id IN (SELECT id FROM items WHERE url = ?"
-        " UNION SELECT item_id FROM item_fingerprints WHERE canonical_url IN (?, ?))",
-        [new.item_id, new.declared, new.url, new.declared],
+        _IN_A_STORY + "i.id IN (SELECT id FROM items WHERE url = ? UNION SELECT * FROM"
+        " (SELECT item_id FROM item_fingerprints WHERE canonical_url IN (?, ?) LIMIT ?))",
+        [new.item_id, new.declared, new.url, new.declared, MAX_CANDIDATES],
     )
 
 
@@ -149,23 +155,62 @@ def by_title_key(db: Database, new: Copy, *, start: str, end: str) -> list[Copy]
     )
 
 
-def by_bands(db: Database, new: Copy, bands: Sequence[int], *, start: str, end: str) -> list[Copy]:
-    """Copies first seen between `start` and `end` sharing at least one LSH band with the new
-    one, most bands first."""
-    probe = ", ".join("(?, ?)" for _ in bands)
-    params: list[Any] = [value for pair in enumerate(bands) for value in pair]
-    weeks = list(range(week_of(start), week_of(end) + 1))
-    return _copies(
-        db,
-        "JOIN shared ON shared.item_id = i.id"
-        " WHERE i.story_id IS NOT NULL AND f.first_seen_at BETWEEN ? AND ?",
-        [*params, *weeks, new.item_id, MAX_CANDIDATES, start, end],
-        prefix=f"WITH probe(band, key) AS (VALUES {probe}),"
-        " shared AS (SELECT l.item_id, count(*) AS bands FROM probe JOIN lsh_bands l"
-        f" ON l.week IN ({', '.join('?' for _ in weeks)})"
-        " AND l.band = probe.band AND l.key = probe.key"
-        " WHERE l.item_id != ? GROUP BY l.item_id ORDER BY bands DESC LIMIT ?) ",
-    )
+def by_bands(
+    db: Database,
+    new: Copy,
+    bands: Sequence[int],
+    *,
+    start: str,
+    end: str,
+    crowd: int,
+    limit: int,
+) -> tuple[list[Copy], list[Copy]]:
+    """Copies first seen between `start` and `end` sharing LSH bands with the new one, the
+    most bands first (at most `limit`), leaving out the boilerplate bands: those whose buckets
+    hold copies of more than `crowd` different stories. And the background: copies found in
+    those bands, one per story, the newest first (at most `limit`), with their fingerprints
+    only (what the boilerplate looks like).
+
+    One query. Each bucket is read from its newest row, BUCKET_READ rows at most, so a bucket
+    that a teaser repeated under every headline has filled costs no more than any other: the
+    rows read are at most bands x weeks of the window x BUCKET_READ, whatever the store holds.
+    """
+    weeks = range(week_of(start), week_of(end) + 1)
+    probes = [(week, band, key) for week in weeks for band, key in enumerate(bands)]
+    params: list[Any] = [value for probe in probes for value in probe]
+    rows = db.execute(
+        f"WITH probe(week, band, key) AS (VALUES {', '.join('(?, ?, ?)' for _ in probes)}),"
+        # One bucket's rows from its (BUCKET_READ + 1)th newest on: the new copy's own row is
+        # among them, and left out.
+        " hits AS MATERIALIZED (SELECT probe.band, l.item_id, i.story_id, i.first_seen_at"
+        " FROM probe JOIN lsh_bands l ON l.week = probe.week AND l.band = probe.band"
+        " AND l.key = probe.key AND l.item_id >= coalesce((SELECT x.item_id FROM lsh_bands x"
+        " WHERE x.week = probe.week AND x.band = probe.band AND x.key = probe.key"
+        " ORDER BY x.item_id DESC LIMIT 1 OFFSET ?), 0)"
+        " JOIN items i ON i.id = l.item_id WHERE l.item_id != ? AND i.story_id IS NOT NULL),"
+        " boilerplate AS (SELECT band FROM hits GROUP BY band"
+        " HAVING count(DISTINCT story_id) > ?)"
+        " SELECT 'candidate', item_id, NULL, NULL, NULL, NULL, NULL, NULL FROM (SELECT item_id,"
+        " count(DISTINCT band) AS shared FROM hits WHERE first_seen_at BETWEEN ? AND ?"
+        " AND band NOT IN boilerplate GROUP BY item_id ORDER BY shared DESC, item_id DESC"
+        " LIMIT ?) UNION ALL"
+        " SELECT 'boilerplate', b.item_id, b.story_id, b.first_seen_at, f.source, f.signature,"
+        " f.shingles, f.version FROM (SELECT max(item_id) AS item_id, story_id, first_seen_at"
+        " FROM hits WHERE band IN boilerplate GROUP BY story_id ORDER BY 1 DESC LIMIT ?) b"
+        " JOIN item_fingerprints f ON f.item_id = b.item_id",
+        [*params, BUCKET_READ, new.item_id, crowd, start, end, limit, limit],
+    ).fetchall()
+    background = [
+        Copy(int(item), str(seen), story_id=story, fingerprint=stored_fingerprint(*stored))
+        for kind, item, story, seen, *stored in rows
+        if kind == "boilerplate"
+    ]
+    ranked = [int(row[1]) for row in rows if row[0] == "candidate"]
+    if not ranked:
+        return [], background
+    marks = ", ".join("?" for _ in ranked)
+    found = {c.item_id: c for c in _copies(db, f"WHERE i.id IN ({marks})", ranked)}
+    return [found[i] for i in ranked if i in found], background
 
 
 def split_from(db: Database, item_id: int) -> frozenset[int]:

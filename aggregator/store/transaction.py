@@ -73,8 +73,12 @@ class Transaction:
     def by_title_key(self, new: Copy, *, start: str, end: str) -> list[Copy]:
         return story_rows.by_title_key(self.db, new, start=start, end=end)
 
-    def by_bands(self, new: Copy, bands: Sequence[int], *, start: str, end: str) -> list[Copy]:
-        return story_rows.by_bands(self.db, new, bands, start=start, end=end)
+    def by_bands(
+        self, new: Copy, bands: Sequence[int], *, start: str, end: str, crowd: int, limit: int
+    ) -> tuple[list[Copy], list[Copy]]:
+        return story_rows.by_bands(
+            self.db, new, bands, start=start, end=end, crowd=crowd, limit=limit
+        )
 
     def split_from(self, item_id: int) -> frozenset[int]:
         return story_rows.split_from(self.db, item_id)

@@ -10,8 +10,14 @@ joined. Three signals, cheapest first:
 3. MinHash over word shingles of the text: estimated Jaccard similarity above a threshold.
    Candidates come from LSH band keys, which the store indexes.
 
+A new copy is scored against a bounded number of stored ones, all at once, whatever the store
+holds and however much its texts share. Boilerplate (a teaser under every headline, a show's
+description, a site's footer) makes unrelated copies alike: boilerplate.py tells it from a
+story's own words, and a MinHash match of a copy that carries some must be confirmed by them.
+
 Nothing here touches the network or the database; `fingerprint` is the CPU-heavy part and runs
-in a worker process. numpy and datasketch are imported only there, so the CLI starts fast.
+in a worker process. numpy and datasketch are imported only where they are used (signatures in
+the workers, scores in the writer), so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -48,6 +54,10 @@ MIN_SHINGLES = 12
 # A CMS that declares one canonical URL for many pages (a section, a template) must not merge
 # them: two copies that name each other must also share some text, when both have text.
 CANONICAL_MIN_SIMILARITY = 0.1
+# The stored copies an LSH lookup returns at most, those sharing the most bands first: a copy
+# of the same story shares many (9 of 42 on average at a Jaccard of 0.6), an unrelated one
+# almost never more than one.
+BAND_CANDIDATES = 32
 
 # Scripts written without spaces: every character is a word.
 
@@ -167,16 +177,21 @@ def band_keys(sig: bytes) -> tuple[int, ...]:
     )
 
 
+def basis(source: str, title: str | None, text: str | None, summary: str | None) -> str:
+    """The words a fingerprint of `source` ('text' or 'summary') is made from."""
+    return (text or "") if source == "text" else f"{title or ''}\n{summary or ''}"
+
+
 def fingerprint(title: str | None, text: str | None, summary: str | None) -> Fingerprint | None:
     """The extracted text's fingerprint, else title + summary's; None when too little is
     known to compare (a headline alone, a stub)."""
     if text and text.strip():
-        source, basis = "text", text
+        source = "text"
+    elif not summary or title_key(summary) in (None, title_key(title)):
+        return None  # a headline alone never merges on similarity
     else:
-        if not summary or title_key(summary) in (None, title_key(title)):
-            return None  # a headline alone never merges on similarity
-        source, basis = "summary", f"{title or ''}\n{summary}"
-    shingle_set = shingles(basis)
+        source = "summary"
+    shingle_set = shingles(basis(source, title, text, summary))
     if len(shingle_set) < MIN_SHINGLES:
         return None
     sig = signature(shingle_set)
@@ -206,17 +221,48 @@ def similarity(a: Fingerprint | None, b: Fingerprint | None) -> float | None:
     return jaccard(a.signature, b.signature)
 
 
+def similarities(
+    new: Fingerprint | None, others: Sequence[Fingerprint | None]
+) -> list[float | None]:
+    """`similarity(new, other)` for each of `others`, in one numpy comparison."""
+    out: list[float | None] = [None] * len(others)
+    if new is None:
+        return out
+    rows: list[int] = []
+    for i, fp in enumerate(others):
+        if fp is not None and fp.source == new.source:
+            out[i] = 0.0  # as jaccard(): a signature of another size shares nothing
+            if len(fp.signature) == len(new.signature) > 0:
+                rows.append(i)
+    if not rows:
+        return out
+    import numpy as np  # here, not at the top: the CLI starts without it
+
+    mine = np.frombuffer(new.signature, dtype="<u4")
+    joined = b"".join(fp.signature for i in rows if (fp := others[i]) is not None)
+    theirs = np.frombuffer(joined, dtype="<u4").reshape(len(rows), len(mine))
+    for i, same in zip(rows, (theirs == mine).sum(axis=1).tolist(), strict=True):
+        out[i] = same / len(mine)
+    return out
+
+
+def _admissible(new: Copy, other: Copy, policy: DedupPolicy) -> bool:
+    """Whether resemblance may join them: first seen within the window and, for summaries, no
+    feed in common (a stored copy's feeds are its story's). A feed repeats its own boilerplate
+    ("Subscribe to our channel", "The best photos from the wires") under many headlines, so
+    its summaries alike say nothing, and another feed's copy of one must not bring the others
+    along; its pages' text still speaks."""
+    if not within_window(new, other, policy):
+        return False
+    summary = new.fingerprint is not None and new.fingerprint.source == "summary"
+    return not (summary and new.feeds & other.feeds)
+
+
 def comparable(new: Copy, other: Copy, policy: DedupPolicy) -> float | None:
-    """Their similarity when resemblance may join them: both fingerprinted alike, first seen
-    within the window, and, for summaries, no feed in common (a stored copy's feeds are its
-    story's). A feed repeats its own boilerplate ("Subscribe to our channel", "The best photos
-    from the wires") under many headlines, so its summaries alike say nothing, and another
-    feed's copy of one must not bring the others along; its pages' text still speaks."""
+    """Their similarity when resemblance may join them (both fingerprinted alike, and see
+    `_admissible`), else None."""
     score = similarity(new.fingerprint, other.fingerprint)
-    if score is None or not within_window(new, other, policy):
-        return None
-    assert new.fingerprint is not None  # similarity() is None otherwise
-    if new.fingerprint.source == "summary" and new.feeds & other.feeds:
+    if score is None or not _admissible(new, other, policy):
         return None
     return score
 
@@ -232,32 +278,46 @@ def within_window(new: Copy, other: Copy, policy: DedupPolicy) -> bool:
 def decide_canonical(new: Copy, other: Copy) -> Match | None:
     """Same story when one copy's page names the other's URL as canonical, or both name the
     same one. Any age: a URL is identity, not resemblance."""
-    named = (new.declared is not None and new.declared in (other.url, other.declared)) or (
-        other.declared is not None and other.declared == new.url
-    )
-    if not named:
-        return None
-    score = similarity(new.fingerprint, other.fingerprint)
-    if score is not None and score < CANONICAL_MIN_SIMILARITY:
-        return None
-    return Match(Signal.CANONICAL_URL, 1.0)
+    return _canonical(new, other, similarity(new.fingerprint, other.fingerprint))
 
 
 def decide_title(new: Copy, other: Copy, policy: DedupPolicy) -> Match | None:
     """The same headline, confirmed by the text: a lower bar than text alone needs."""
-    if new.title_key is None or new.title_key != other.title_key:
-        return None
-    score = comparable(new, other, policy)
-    if score is None or score < _bar(new, policy.title_confirm_threshold, policy):
-        return None
-    return Match(Signal.TITLE, score)
+    return _title(new, other, policy, similarity(new.fingerprint, other.fingerprint))
 
 
 def decide_minhash(new: Copy, other: Copy, policy: DedupPolicy) -> Match | None:
     """Estimated Jaccard similarity of the texts over the threshold; summaries, being short
     and formulaic, need the stricter summary threshold."""
-    score = comparable(new, other, policy)
-    if score is None or score < _bar(new, policy.threshold, policy):
+    return _minhash(new, other, policy, similarity(new.fingerprint, other.fingerprint))
+
+
+# The decisions given their similarity (None: not comparable), as `similarities` made it.
+
+
+def _canonical(new: Copy, other: Copy, score: float | None) -> Match | None:
+    named = (new.declared is not None and new.declared in (other.url, other.declared)) or (
+        other.declared is not None and other.declared == new.url
+    )
+    if not named or (score is not None and score < CANONICAL_MIN_SIMILARITY):
+        return None
+    return Match(Signal.CANONICAL_URL, 1.0)
+
+
+def _title(new: Copy, other: Copy, policy: DedupPolicy, score: float | None) -> Match | None:
+    if new.title_key is None or new.title_key != other.title_key:
+        return None
+    if score is None or not _admissible(new, other, policy):
+        return None
+    if score < _bar(new, policy.title_confirm_threshold, policy):
+        return None
+    return Match(Signal.TITLE, score)
+
+
+def _minhash(new: Copy, other: Copy, policy: DedupPolicy, score: float | None) -> Match | None:
+    if score is None or not _admissible(new, other, policy):
+        return None
+    if score < _bar(new, policy.threshold, policy):
         return None
     return Match(Signal.MINHASH, score)
 
@@ -269,38 +329,72 @@ def _bar(new: Copy, text_bar: float, policy: DedupPolicy) -> float:
     return text_bar
 
 
+@dataclass(slots=True)
+class Tally:
+    """What placing copies took, counted rather than timed: tests and benchmarks hand one in
+    to see that the work per copy stays bounded."""
+
+    copies: int = 0  # new copies looked up
+    candidates: int = 0  # stored copies read as candidates
+    scored: int = 0  # candidate signatures compared with the new copy's
+    confirmed: int = 0  # MinHash matches checked against the texts (boilerplate.py)
+    per_copy: list[int] = field(default_factory=list)  # scored, for each copy looked up
+
+    def add(self, candidates: int, scored: int) -> None:
+        self.copies += 1
+        self.candidates += candidates
+        self.scored += scored
+        self.per_copy.append(scored)
+
+
 def best_match(
     new: Copy,
     candidates: Sequence[Copy],
     policy: DedupPolicy,
     *,
     apart_from: frozenset[int] = frozenset(),
+    confirm: Callable[[Copy], bool] | None = None,
+    tally: Tally | None = None,
 ) -> tuple[Copy, Match] | None:
     """The stored copy whose story the new one joins, and why; None: it is a story of its own.
 
     Signals are tried cheapest first and the first that matches decides; within a signal the
-    highest score wins, then the earliest copy. `apart_from`: stories an editor split this
-    item from.
+    highest score wins, then the earliest copy. Every candidate is scored once, together.
+    `apart_from`: stories an editor split this item from; `confirm`: what a MinHash match
+    must also pass (the texts' own words alike, when the new copy carries boilerplate).
     """
     eligible = sorted(
         (c for c in candidates if c.item_id != new.item_id and c.story_id not in apart_from),
         key=lambda c: (c.first_seen_at, c.item_id),
     )
-    signals: tuple[Callable[[Copy], Match | None], ...] = (
-        lambda c: decide_canonical(new, c),
-        lambda c: decide_title(new, c, policy),
-        lambda c: decide_minhash(new, c, policy),
+    scored = similarities(new.fingerprint, [c.fingerprint for c in eligible])
+    if tally is not None:
+        tally.add(len(candidates), sum(s is not None for s in scored))
+    signals: tuple[Callable[[Copy, float | None], Match | None], ...] = (
+        lambda c, s: _canonical(new, c, s),
+        lambda c, s: _title(new, c, policy, s),
+        lambda c, s: _minhash(new, c, policy, s),
     )
     for decide in signals:
-        matches = [(c, m) for c in eligible if (m := decide(c)) is not None]
+        matches = [
+            (c, m) for c, s in zip(eligible, scored, strict=True) if (m := decide(c, s)) is not None
+        ]
+        if matches and confirm is not None and matches[0][1].signal is Signal.MINHASH:
+            # The best first; sorted() keeps the earliest of equals first.
+            ranked = sorted(matches, key=lambda cm: -cm[1].score)
+            return next(((c, m) for c, m in ranked if confirm(c)), None)
         if matches:
             return max(matches, key=lambda cm: cm[1].score)  # max keeps the first of equals
     return None
 
 
+def usable(fp: Fingerprint | None) -> Fingerprint | None:
+    """A stored fingerprint, when made with today's parameters (None: not comparable until
+    `stories rebuild`). Its band keys are left out: only the new copy's are looked up."""
+    return fp if fp is not None and fp.version == FINGERPRINT_VERSION else None
+
+
 def current(fp: Fingerprint | None) -> Fingerprint | None:
-    """A stored fingerprint as comparisons need it: None when made with other parameters
-    (not comparable until `stories rebuild`), its LSH band keys filled in otherwise."""
-    if fp is None or fp.version != FINGERPRINT_VERSION:
-        return None
-    return fp if fp.bands else replace(fp, bands=band_keys(fp.signature))
+    """A new copy's fingerprint as a lookup needs it: `usable`, its LSH band keys filled in."""
+    fp = usable(fp)
+    return fp if fp is None or fp.bands else replace(fp, bands=band_keys(fp.signature))

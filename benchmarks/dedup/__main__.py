@@ -8,7 +8,12 @@
    band, as in the store), and through the store itself (every copy saved in time order into
    a real SQLite file; did each pair end in one story?). Precision, recall, F1; merges per
    kind of pair; what other thresholds would have done.
-2. Cost (cost.py): one dedup lookup for a new item against stores of --sizes synthetic items.
+2. Feed-only corpora (teasers.py): regional editions whose summaries share a teaser, and the
+   same feeds with no summaries, stored as one run of 200 feeds delivers them: precision,
+   recall, and the cost of each entry as the store fills.
+3. Cost (cost.py, crowded.py): placing a new entry in stores of --sizes synthetic items, for
+   the labelled corpus's texts and items, and for each feed-only corpus with every stored
+   item inside the time window.
 
 The report is printed as markdown and written to benchmarks/results/dedup.md.
 """
@@ -16,6 +21,7 @@ The report is printed as markdown and written to benchmarks/results/dedup.md.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -23,7 +29,7 @@ from multiprocessing import Pool
 
 from aggregator.models import Settings
 from aggregator.stories.dedup import BANDS, NUM_PERM, ROWS, SHINGLE_WORDS, DedupPolicy
-from benchmarks.dedup import corpus, report
+from benchmarks.dedup import corpus, report, teasers
 from benchmarks.dedup.labelled import text_pairs
 from benchmarks.dedup.quality import evaluate, judge, make_copies
 from benchmarks.dedup.summaries import summary_pairs
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (corpus.CORPORA / "extraction-eval").is_dir():
         print(f"benchmarks.dedup: skipped, no corpus at {corpus.CORPORA}")
         return 0
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()[0]
     policy = DedupPolicy.from_settings(Settings())
     lines = [
         "## Near-duplicate detection (benchmarks/dedup)",
@@ -115,12 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *quality(args.seed, policy),
     ]
+    rng = random.Random(args.seed)
+    items = corpus.feed_items()
+    feed_only = [teasers.teasers(items, rng), teasers.headlines(items, rng)]
+    lines += ["", *teasers.quality(feed_only, policy)]
     if args.sizes:
         from benchmarks.dedup.cost import cost_table
+        from benchmarks.dedup.crowded import cost_tables
 
         sizes = [int(s) for s in args.sizes.split(",")]
         lines += ["", *cost_table(sizes, random.Random(args.seed), policy)]
-    lines += ["", f"Whole run: {time.monotonic() - started:.0f} s on {len(_cores())} cores."]
+        lines += ["", *cost_tables(feed_only, sizes, rng, policy)]
+    load = os.getloadavg()
+    lines += [
+        "",
+        f"Whole run: {time.monotonic() - started:.0f} s on {len(_cores())} cores; load average"
+        f" at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 minutes),"
+        f" {load_at_start:.1f} at the start.",
+    ]
     text = "\n".join(lines)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cores() -> set[int]:
-    import os
-
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
 
 

@@ -1,4 +1,4 @@
-"""The cost of one dedup lookup as the store grows: 10k, 100k, 1M stored items.
+"""The cost of placing one new entry as the store grows: 10k, 100k, 1M stored items.
 
 Stored items are synthetic but shaped like the corpus, because what a lookup costs depends on
 how often unrelated items share an LSH band, and that depends on the words they share. Each
@@ -12,33 +12,36 @@ dedup.fingerprint, first seen just after the newest stored item.
 A store grows by keeping history: the items arrive at a steady PER_DAY (a newsroom of a
 hundred-odd feeds), so 10k items span 10 days and 1M nearly three years, while the time
 window always holds about the same number. One more row packs 100k items into 10 days, ten
-times the rate, to show what a denser window costs. Only the lookup is timed:
-stories.placement.find_match, that is the canonical URL, headline and LSH probes, the candidates'
-signatures and the decision, on the writer's own connection.
+times the rate, to show what a denser window costs. Each probe is stored (the writer's
+apply_entry) and placed; only the placement is timed: stories.placement.place_item, that is
+its fingerprint and LSH bands saved, the canonical URL, headline and LSH lookups, the
+candidates scored, the decision and its story written, on the writer's own connection.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import random
 import sqlite3
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
-from aggregator.models import Copy
+from aggregator.models import Article, Entry, Fate, FeedConfig, ItemDraft
 from aggregator.store import Store
 from aggregator.store.story_rows import week_of
-from aggregator.store.transaction import Transaction
 from aggregator.stories import dedup
-from aggregator.stories.dedup import DedupPolicy
-from aggregator.stories.placement import candidates, find_match
+from aggregator.stories.dedup import DedupPolicy, Tally
+from aggregator.stories.identity import draft_for
+from aggregator.stories.placement import place_item
 from aggregator.times import iso_utc, parse_iso
 from benchmarks.dedup import corpus
 
@@ -50,7 +53,31 @@ PER_DAY = 1000
 CHUNK = 20_000
 
 
-def _profiles() -> tuple[list[tuple[np.ndarray, int, str]], np.ndarray, list[Copy]]:
+@dataclass(frozen=True)
+class Probe:
+    """A new entry to store and place."""
+
+    feed: str
+    draft: ItemDraft
+    seen_at: str
+
+
+def probe(feed: str, n: int, title: str, *, text: str | None, summary: str, seen_at: str) -> Probe:
+    """An entry as the pipeline hands it to the writer: its page's text, if any, extracted
+    and its fingerprint made (by the workers)."""
+    link = f"https://{feed}.example/probe/{n}"
+    entry = Entry(f"{feed}/{n}", link, title, summary, None, None, None, None)
+    article = Article(text=text, html="", canonical_url=None) if text else None
+    draft = replace(
+        draft_for(entry),
+        article=article,
+        extract_status="ok" if article else "skipped",
+        fingerprint=dedup.fingerprint(title, text, summary),
+    )
+    return Probe(feed, draft, seen_at)
+
+
+def _profiles() -> tuple[list[tuple[np.ndarray, int, str]], np.ndarray, list[Probe]]:
     """(common shingle ids, size, title key) per profile document, the common shingles'
     permuted hash values, and the held-out probes."""
     docs = [(a.title, a.text, None) for a in corpus.articles()]
@@ -59,19 +86,9 @@ def _profiles() -> tuple[list[tuple[np.ndarray, int, str]], np.ndarray, list[Cop
     for n, (title, text, summary) in enumerate(docs):
         basis = text if text else f"{title}\n{summary}"
         if n % 10 == 0:  # held out: a probe, never a profile
-            fingerprint = dedup.fingerprint(title, text, summary)
-            if fingerprint is not None:
+            if dedup.fingerprint(title, text, summary) is not None:
                 probes.append(
-                    Copy(
-                        0,
-                        NOW,
-                        f"https://probe.example/{n}",
-                        None,
-                        dedup.title_key(title),
-                        fingerprint,
-                        None,
-                        frozenset({"probe"}),
-                    )
+                    probe("probe", n, title, text=text, summary=summary or "", seen_at=NOW)
                 )
         elif len(shingles := dedup.shingles(basis)) >= dedup.MIN_SHINGLES:
             sets.append((shingles, dedup.title_key(title) or ""))
@@ -143,12 +160,31 @@ def _band_rows(sigs: np.ndarray, weeks: np.ndarray) -> Iterator[list[tuple[int, 
         yield list(zip(*columns, strict=True))
 
 
-def build_store(
-    path: Path, sigs: np.ndarray, titles: Sequence[str], sizes: np.ndarray, per_day: int
-) -> None:
-    """A real store (our migrations) holding the synthetic items, `per_day` a day."""
+@dataclass(frozen=True)
+class Stored:
+    """Synthetic stored items: each its own story, one feed's."""
+
+    titles: list[str]  # headlines (as title keys)
+    sigs: np.ndarray | None = None  # NUM_PERM uint32 a row; None: no fingerprints
+    sizes: np.ndarray | None = None  # shingles each signature summarises
+    source: str = "text"
+    summaries: list[str] | None = None
+
+    def head(self, count: int) -> Stored:
+        return Stored(
+            self.titles[:count],
+            None if self.sigs is None else self.sigs[:count],
+            None if self.sizes is None else self.sizes[:count],
+            self.source,
+            None if self.summaries is None else self.summaries[:count],
+        )
+
+
+def build_store(path: Path, stored: Stored, per_day: int) -> None:
+    """A real store (our migrations) holding the synthetic items, `per_day` a day, written
+    with the writer's own SQL, in bulk."""
     Store.open(str(path)).close()
-    count = len(sigs)
+    count = len(stored.titles)
     gen = np.random.default_rng(count)
     span = int(count / per_day * 86400)
     start = parse_iso(NOW) - timedelta(seconds=span + 60)
@@ -158,14 +194,18 @@ def build_store(
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -1000000")
     with conn:
-        _insert_items(conn, titles, seen)
+        _insert_items(conn, stored, seen)
+        sigs, sizes = stored.sigs, stored.sizes
         conn.executemany(
             "INSERT INTO item_fingerprints (item_id, title_key, source, shingles, signature,"
-            " version, first_seen_at) VALUES (?, ?, 'text', ?, ?, ?, ?)",
+            " version, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                (
+                (k + 1, stored.titles[k], None, None, None, None, seen[k])
+                if sigs is None or sizes is None
+                else (
                     k + 1,
-                    titles[k],
+                    stored.titles[k],
+                    stored.source,
                     int(sizes[k]),
                     sigs[k].astype("<u4").tobytes(),
                     dedup.FINGERPRINT_VERSION,
@@ -174,20 +214,22 @@ def build_store(
                 for k in range(count)
             ),
         )
-        weeks = np.array([week_of(s) for s in seen], dtype=np.int64)
-        for rows in _band_rows(sigs, weeks):
-            conn.executemany(
-                "INSERT INTO lsh_bands (week, band, key, item_id) VALUES (?, ?, ?, ?)", rows
-            )
+        if sigs is not None:
+            weeks = np.array([week_of(s) for s in seen], dtype=np.int64)
+            for rows in _band_rows(sigs, weeks):
+                conn.executemany(
+                    "INSERT INTO lsh_bands (week, band, key, item_id) VALUES (?, ?, ?, ?)", rows
+                )
     conn.execute("ANALYZE")
     conn.close()
 
 
-def _insert_items(conn: sqlite3.Connection, titles: Sequence[str], seen: Sequence[str]) -> None:
+def _insert_items(conn: sqlite3.Connection, stored: Stored, seen: Sequence[str]) -> None:
     """One feed, and per item a story of its own, the item and its sighting."""
     conn.execute(
         "INSERT INTO feeds (name, url, added_at, priority) VALUES ('synthetic', 'x', ?, 1)", [NOW]
     )
+    titles, summaries = stored.titles, stored.summaries
     ids = range(1, len(seen) + 1)
     conn.executemany(
         "INSERT INTO stories (id, title, lead_item_id, first_seen_at, last_seen_at)"
@@ -195,9 +237,12 @@ def _insert_items(conn: sqlite3.Connection, titles: Sequence[str], seen: Sequenc
         ((k, titles[k - 1], k, seen[k - 1], seen[k - 1]) for k in ids),
     )
     conn.executemany(
-        "INSERT INTO items (id, url, title, first_seen_at, extract_status, story_id)"
-        " VALUES (?, ?, ?, ?, 'ok', ?)",
-        ((k, f"https://s.example/{k}", titles[k - 1], seen[k - 1], k) for k in ids),
+        "INSERT INTO items (id, url, title, summary, first_seen_at, extract_status, story_id)"
+        " VALUES (?, ?, ?, ?, ?, 'ok', ?)",
+        (
+            (k, f"https://s.example/{k}", titles[k - 1], summary, seen[k - 1], k)
+            for k, summary in zip(ids, summaries or [None] * len(seen), strict=True)
+        ),
     )
     conn.executemany(
         "INSERT INTO sightings (item_id, feed, guid, entry_hash, seen_at)"
@@ -206,52 +251,80 @@ def _insert_items(conn: sqlite3.Connection, titles: Sequence[str], seen: Sequenc
     )
 
 
-def time_lookups(
-    path: Path, probes: Sequence[Copy], policy: DedupPolicy
-) -> tuple[list[float], float]:
-    """Seconds per lookup (after a warm-up), and the mean number of candidates read."""
-    store = Store.open(str(path))
-    book = Transaction(store.db)  # reads only: no transaction needs opening
-    found = []
+def _cpu_busy() -> float:
+    """CPU seconds the whole machine has used since boot (/proc/stat; 0 elsewhere)."""
     try:
-        for probe in probes[:WARM_UP]:
-            find_match(book, probe, policy)
-        seconds = []
-        for probe in probes[WARM_UP:]:
-            t0 = time.perf_counter()
-            find_match(book, probe, policy)
-            seconds.append(time.perf_counter() - t0)
-            found.append(len(candidates(book, probe, policy)))
+        line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Placed:
+    seconds: list[float]  # placing each probe after the warm-up
+    read: float  # candidates read per probe
+    scored: list[int]  # candidates scored, each probe after the warm-up
+    others: float  # cores the rest of the machine kept busy meanwhile
+
+
+def place_probes(path: Path, probes: Sequence[Probe], policy: DedupPolicy) -> Placed:
+    """Store each probe and place it, as the writer does, in one transaction; time the
+    placements after WARM_UP, and what the rest of the machine did meanwhile."""
+    store = Store.open(str(path))
+    feeds = sorted({p.feed for p in probes})
+    store.sync_feeds([FeedConfig(f, f"https://{f}.example/rss") for f in feeds], now=NOW)
+    tally = Tally()
+    seconds = []
+    try:
+        with store.transaction() as tx:
+            wall, cpu, busy = time.perf_counter(), time.process_time(), _cpu_busy()
+            for n, p in enumerate(probes):
+                fate, item_id = tx.apply_entry(p.feed, p.draft, now=p.seen_at)
+                if fate is not Fate.NEW:
+                    continue
+                started = time.perf_counter()
+                place_item(tx, item_id, p.draft.fingerprint, policy, now=p.seen_at, tally=tally)
+                if n >= WARM_UP:
+                    seconds.append(time.perf_counter() - started)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            others = max(_cpu_busy() - busy - cpu, 0.0) / wall
     finally:
         store.close()
-    return seconds, statistics.fmean(found)
+    read = tally.candidates / max(tally.copies, 1)
+    return Placed(seconds, read, tally.per_copy[WARM_UP:], others)
 
 
-def _row(
-    label: str,
-    per_day: int,
-    arrays: tuple[np.ndarray, list[str], np.ndarray],
-    probes: Sequence[Copy],
-    policy: DedupPolicy,
-) -> tuple[str, float, float]:
-    """One table row (without the ratio columns), the median and the mean in ms."""
-    sigs, titles, counts = arrays
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "cost.db"
-        t0 = time.monotonic()
-        build_store(path, sigs, titles, counts, per_day)
-        built = time.monotonic() - t0
-        megabytes = path.stat().st_size / 2**20
-        seconds, candidates = time_lookups(path, probes, policy)
-    median = statistics.median(seconds) * 1000
-    mean = statistics.fmean(seconds) * 1000
-    p95 = sorted(seconds)[int(len(seconds) * 0.95)] * 1000
-    days = len(sigs) / per_day
-    row = (
-        f"| {label} | {per_day:,}/day ({days:,.0f} days) | {megabytes:,.0f} MB | {built:.0f} s"
-        f" | {median:.2f} ms | {p95:.2f} ms | {mean:.2f} ms | {candidates:.1f}"
-    )
-    return row, median, mean
+def cost_rows(
+    runs: Sequence[tuple[str, int, Stored]], probes: Sequence[Probe], policy: DedupPolicy
+) -> list[str]:
+    """One table row per (label, items a day, stored items): build, place the probes."""
+    out = [
+        "| stored items | arrival | database | build | per entry: median | p95 | mean"
+        " | candidates read / scored: mean, max | others' load | median / mean vs first |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base: tuple[float, float] | None = None
+    for label, per_day, stored in runs:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "cost.db"
+            t0 = time.monotonic()
+            build_store(path, stored, per_day)
+            built = time.monotonic() - t0
+            megabytes = path.stat().st_size / 2**20
+            placed = place_probes(path, probes, policy)
+        ms = sorted(s * 1000 for s in placed.seconds)
+        median, mean, p95 = statistics.median(ms), statistics.fmean(ms), ms[int(len(ms) * 0.95)]
+        base = base or (median, mean)
+        days = len(stored.titles) / per_day
+        out.append(
+            f"| {label} | {per_day:,}/day ({days:,.0f} days) | {megabytes:,.0f} MB"
+            f" | {built:.0f} s | {median:.2f} ms | {p95:.2f} ms | {mean:.2f} ms"
+            f" | {placed.read:.1f} / {statistics.fmean(placed.scored):.1f}, {max(placed.scored)}"
+            f" | {placed.others:.1f} cores | {median / base[0]:.2f}x / {mean / base[1]:.2f}x |"
+        )
+    return out
 
 
 def cost_table(sizes: Sequence[int], rng: random.Random, policy: DedupPolicy) -> list[str]:
@@ -259,21 +332,16 @@ def cost_table(sizes: Sequence[int], rng: random.Random, policy: DedupPolicy) ->
     rng.shuffle(probes)
     probes = probes[: PROBES + WARM_UP]
     sigs, titles, counts = _signatures(max(sizes), profiles, table, seed=rng.randrange(2**32))
-    out = [
-        f"Lookup cost per new item: {len(probes) - WARM_UP} real items looked up (after"
-        f" {WARM_UP} to warm up) against synthetic stored items, on the writer's connection"
-        " with SQLite's default page cache; the build is not timed.",
+    stored = Stored(titles, sigs, counts)
+    dense = min(100_000, max(sizes))
+    runs = [(f"{n:,}", PER_DAY, stored.head(n)) for n in sizes]
+    runs.append((f"{dense:,} (dense)", 10 * PER_DAY, stored.head(dense)))
+    return [
+        f"Cost per new entry: {len(probes) - WARM_UP} real items (article texts and feed"
+        f" items) stored and placed (after {WARM_UP} to warm up) in stores of synthetic"
+        " items, on the writer's connection with SQLite's default page cache; only"
+        " place_item is timed, the build is not. Others' load: the cores the rest of the"
+        " machine kept busy while the entries were placed.",
         "",
-        "| stored items | arrival | database | build | lookup median | p95 | mean"
-        " | candidates read | median / mean vs 10k |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *cost_rows(runs, probes, policy),
     ]
-    base: tuple[float, float] | None = None
-    runs = [(f"{n:,}", n, PER_DAY) for n in sizes]
-    runs.append((f"{min(100_000, max(sizes)):,} (dense)", min(100_000, max(sizes)), 10 * PER_DAY))
-    for label, size, per_day in runs:
-        arrays = (sigs[:size], titles[:size], counts[:size])
-        row, median, mean = _row(label, per_day, arrays, probes, policy)
-        base = base or (median, mean)
-        out.append(f"{row} | {median / base[0]:.2f}x / {mean / base[1]:.2f}x |")
-    return out
