@@ -28,8 +28,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# On every core (pytest-xdist, configured in pyproject.toml); `make pytest WORKERS=0` runs in one
+# process. Bytecode is cached in the virtualenv even where PYTHONDONTWRITEBYTECODE is set: the
+# suite starts some 150 Python processes, and each would compile the package again.
+WORKERS ?= auto
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
+		$(BIN)/pytest -q -n $(WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

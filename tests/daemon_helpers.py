@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aggregator.config.loader import load_config
 from aggregator.daemon.service import Daemon
+from aggregator.times import utc_now
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -59,6 +61,29 @@ def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "the 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+class FastClock:
+    """A clock for an in-process daemon (`ThreadDaemon(..., clock=FastClock())`) that runs
+    `speed` times faster than the real one: backoffs and Retry-Afters of seconds pass in a
+    fraction of that, while the tick, timeouts and the test's waits stay in real time.
+
+    It starts a minute behind the real clock: APScheduler runs the first tick at the daemon's
+    `now`, which must not be in the real future. Everything the daemon stores is on this
+    clock, so compare with `clock()` (or `clock.seconds()`), never with utc_now().
+    """
+
+    def __init__(self, speed: float = 5.0, *, behind: timedelta = timedelta(minutes=1)) -> None:
+        self.speed = speed
+        self._start = utc_now() - behind
+        self._started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._start + timedelta(seconds=self.seconds())
+
+    def seconds(self) -> float:
+        """Seconds on this clock since it was made (for timing requests at a server)."""
+        return (time.monotonic() - self._started) * self.speed
 
 
 def query(db: str | Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -51,6 +51,11 @@ class ResponseWriter:
     def flush(self) -> None:
         self._request.wfile.flush()
 
+    def wait_for_stop(self, timeout: float | None = None) -> bool:
+        """Block until the server is shutting down (True) or `timeout` passes (False): how
+        a handler holds a connection open without a thread waking up to poll."""
+        return self._stopping.wait(timeout)
+
 
 Handler = Callable[[RecordedRequest, ResponseWriter], object]  # return value ignored
 

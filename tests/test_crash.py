@@ -16,12 +16,15 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from daemon_helpers import config_text, scalar, spawn, terminate, wait_for
 from feeds_builder import rss
 from localserver import LocalServer
 
 from aggregator.cli import cli
+
+pytestmark = pytest.mark.slow
 
 FEEDS, ROUNDS, PER_ROUND = 30, 5, 8
 # When each kill lands: after this many refreshes were committed since the daemon started

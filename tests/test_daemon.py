@@ -1,7 +1,8 @@
 """The daemon against a real HTTP server on 127.0.0.1, with a 100 ms tick and 1-2 s intervals.
 
 Nothing sleeps to wait for timing: tests poll the database (or the server's log) with a
-bounded deadline, and assert on what was recorded.
+bounded deadline, and assert on what was recorded. A daemon in this process runs on a
+FastClock where a test waits for its schedule (backoffs, Retry-After, the next round).
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from daemon_helpers import ThreadDaemon, config_text, query, scalar, spawn, terminate, wait_for
+from daemon_helpers import (
+    FastClock,
+    ThreadDaemon,
+    config_text,
+    query,
+    scalar,
+    spawn,
+    terminate,
+    wait_for,
+)
 from feeds_builder import rss
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.cli import cli
 from aggregator.times import parse_iso, utc_now
+
+pytestmark = pytest.mark.slow
 
 
 def one_item_feed(server: LocalServer, name: str) -> str:
@@ -43,10 +55,11 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
         last_modified="Thu, 26 Nov 2026 10:00:00 GMT",
     )
     server.add("/broken.xml", "down", status=500, content_type="text/plain")
-    limited: list[float] = []
+    clock = FastClock()  # the daemon's: seconds of backoff pass in a fifth of that
+    limited: list[float] = []  # when the rate-limited feed was asked, on the daemon's clock
 
     def rate_limited(request: RecordedRequest, writer: ResponseWriter) -> None:
-        limited.append(time.monotonic())
+        limited.append(clock.seconds())
         if len(limited) == 1:
             writer.send_status(429)
             writer.send_header("Retry-After", "3")
@@ -64,7 +77,7 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
     config.write_text(config_text((n, server.url(f"/{n}.xml")) for n in names))
     db = tmp_path / "news.db"
 
-    with ThreadDaemon(config, db, metrics_address=("127.0.0.1", 0)) as running:
+    with ThreadDaemon(config, db, metrics_address=("127.0.0.1", 0), clock=clock) as running:
         wait_for(lambda: len(fetches(db, "wire")) >= 3, what="three rounds of the wire feed")
         wait_for(lambda: len(fetches(db, "partner")) >= 3, what="three rounds of the partner")
         wait_for(lambda: len(fetches(db, "broken")) >= 4, what="four failures in a row")
@@ -94,7 +107,8 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
     assert scalar(db, "SELECT error_count FROM feeds WHERE name = 'broken'") == len(times)
     assert scalar(db, "SELECT state FROM feeds WHERE name = 'broken'") == "failing"
 
-    # The server said "come back in 3 s": the second request waited at least that long.
+    # The server said "come back in 3 s": the second request waited at least that long
+    # (on the daemon's clock, the one it schedules by).
     assert limited[1] - limited[0] >= 3.0
     assert fetches(db, "limited")[:2] == [("rate_limited", 429), ("ok", 200)]
 
@@ -116,7 +130,7 @@ def test_a_new_feed_in_feeds_yaml_is_picked_up_without_a_restart(
     config = tmp_path / "feeds.yaml"
     config.write_text(config_text([("first", server.url("/first.xml"))]))
     db = tmp_path / "news.db"
-    with ThreadDaemon(config, db):
+    with ThreadDaemon(config, db, clock=FastClock()):
         wait_for(lambda: fetches(db, "first"), what="the first feed")
         config.write_text(config_text([("second", server.url("/second.xml"))]))
         wait_for(lambda: fetches(db, "second"), what="the feed added to feeds.yaml")
@@ -168,14 +182,15 @@ def test_sigterm_stops_within_the_deadline_and_a_second_daemon_is_refused(
 
     def hang(request: RecordedRequest, writer: ResponseWriter) -> None:
         hung.set()
-        time.sleep(8)  # longer than the 1 s stop deadline; the daemon must not wait for it
+        writer.wait_for_stop()  # past the 1 s stop deadline; the daemon must not wait for it
 
     server.add_handler("/hang.xml", hang)
     server.add("/ok.xml", one_item_feed(server, "ok"))
     config = tmp_path / "feeds.yaml"
-    config.write_text(
-        config_text([("hang", server.url("/hang.xml")), ("ok", server.url("/ok.xml"))])
-    )
+    # A fetch timeout longer than any wait below: the hung request is still in flight at
+    # SIGTERM however slowly the second daemon starts on a busy machine.
+    feeds = [("hang", server.url("/hang.xml")), ("ok", server.url("/ok.xml"))]
+    config.write_text(config_text(feeds, timeout="120s"))
     db, log = tmp_path / "news.db", tmp_path / "daemon.log"
     daemon = spawn(config, db, log=log)
     try:
@@ -192,7 +207,7 @@ def test_sigterm_stops_within_the_deadline_and_a_second_daemon_is_refused(
     finally:
         terminate(daemon)
     assert code == 0
-    assert stopped_in < 5.0  # the 1 s deadline and closing up; the hung request lasts 8 s
+    assert stopped_in < 5.0  # the 1 s deadline and closing up; the hung request never ends
     text = log.read_text()
     assert "stopping: SIGTERM received" in text
     assert "abandoned 1 feeds" in text

@@ -15,6 +15,11 @@ from hypothesis import strategies as st
 from aggregator.errors import ParseError
 from aggregator.parse.feed import parse_feed
 
+# Thousands of corpus files: the longest module, started first in a parallel run. The folder
+# shares below read what the per-file tests found from the `_entries` cache: `--dist loadfile`
+# keeps a module in one process.
+pytestmark = pytest.mark.slow
+
 FEED_URL = "https://news.example.com/feeds/world.xml"
 FOLDERS = ("feedparser-tests", "feed-snapshots")
 ABSENT = "../shared/corpora is absent"

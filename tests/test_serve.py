@@ -31,6 +31,8 @@ from aggregator.store import Store
 from aggregator.stories.identity import drafts_for
 from aggregator.times import parse_iso
 
+pytestmark = pytest.mark.slow
+
 START_DEADLINE_S = 30
 NEWEST = "Sat, 28 Nov 2026 10:00:00 GMT"  # the latest story's last_seen_at
 

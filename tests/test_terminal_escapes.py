@@ -45,6 +45,11 @@ REASON = "OK \x1b[31m\x9b2J\x07"
 SERVER_SEQUENCES = (ESC_RED, "\x1b]", "\x07", "\x9b", "\u202e", "\u202c", "\x7f")
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 RICH_CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # Rich's own styling and cursor moves
+# `fetch` parses on a thread: a process pool's first job blocks the event loop while its
+# forkserver imports trafilatura (seconds on a busy machine), and fetches time out meanwhile.
+FETCH = ("fetch", "--workers", "0")
+
+pytestmark = pytest.mark.slow
 
 
 def assert_nothing_raw(shown: str, *, terminal: bool = False) -> None:
@@ -187,7 +192,7 @@ def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     server = LocalServer().start()
     try:
         config = _config(tmp_path_factory.mktemp("hostile"), server)
-        code, out, err = _cli(config, "fetch")
+        code, out, err = _cli(config, *FETCH)
         assert code == 1  # odd-type is no feed
         assert_nothing_raw(out + err)
         assert "odd-type: not_a_feed: the address serves text/\\x1b[31mevil\\x1b]52\\x07" in err
@@ -198,7 +203,7 @@ def fetched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_fetch_on_a_terminal_shows_no_raw_control(server: LocalServer, tmp_path: Path) -> None:
-    code, shown, _ = _cli(_config(tmp_path, server), "fetch", terminal=True)
+    code, shown, _ = _cli(_config(tmp_path, server), *FETCH, terminal=True)
     assert code == 1
     assert_nothing_raw(shown, terminal=True)
     assert "not_a_feed" in shown

@@ -14,6 +14,8 @@ from aggregator.engine.pool import Workers, WorkerTimeout, resident_bytes
 from aggregator.errors import NotAFeed
 from aggregator.models import ParsedFeed
 
+pytestmark = pytest.mark.slow
+
 GOOD = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
     b"<item><title>a</title><link>https://example.org/a</link></item></channel></rss>"
@@ -91,7 +93,7 @@ def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFix
     """Two workers: one stuck on a pathological feed, the other busy with an ordinary one
     when the stuck worker's pool is killed. The ordinary job runs again and succeeds."""
     caplog.set_level(logging.INFO, logger="aggregator.engine.pool")
-    ordinary, stuck = slow_feed(10000), slow_feed(200000)  # stuck: ~20 times the other
+    ordinary, stuck = slow_feed(6000), slow_feed(120000)  # stuck: ~20 times the other
 
     async def scenario() -> None:
         workers = Workers(2)
