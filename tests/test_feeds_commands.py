@@ -351,6 +351,32 @@ def test_a_paused_feed_is_not_fetched_and_shows_as_paused(
     assert rows["partner"]["state"] == "ok"
 
 
+def test_a_removed_feed_shows_as_disabled_and_never_due(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    for name in ("wire", "partner"):
+        server.add(
+            f"/{name}.xml", rss([{"title": name, "link": server.url(f"/p/{name}"), "guid": name}])
+        )
+    desk = Desk(
+        tmp_path,
+        "settings:\n  allow_private_networks: true\n  extract: false\nfeeds:\n"
+        f"  - name: wire\n    url: {server.url('/wire.xml')}\n"
+        f"  - name: partner\n    url: {server.url('/partner.xml')}\n",
+    )
+    assert desk.run("fetch", "--workers", "0").exit_code == 0
+    assert desk.run("feeds", "remove", "partner").exit_code == 0
+    # Before any fetch or run has recorded the removal, the listing already says it.
+    rows = {r["name"]: r for r in json.loads(desk.run("feeds", "--json").stdout)}
+    assert (rows["partner"]["state"], rows["partner"]["next_fetch_at"]) == ("disabled", None)
+    assert "Not in feeds.yaml" in rows["partner"]["advice"]
+    assert rows["wire"]["state"] == "ok"
+    assert rows["wire"]["next_fetch_at"] is not None
+    line = next(x for x in desk.run("feeds").stdout.splitlines() if "│ partner" in x)
+    assert "disabled" in line
+    assert " in " not in line.split("│")[7]  # the next-due cell
+
+
 def test_feeds_takes_the_formats_of_the_other_listings(server: LocalServer, tmp_path: Path) -> None:
     server.add("/wire.xml", rss([{"title": "One", "link": server.url("/p/1"), "guid": "1"}]))
     desk = Desk(

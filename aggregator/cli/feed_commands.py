@@ -79,14 +79,18 @@ def _show_health(obj: Context, fmt: str) -> None:
     from aggregator.store import open_reader
 
     reader = open_reader(obj.db_path())
+    configured: set[str] | None = None
     try:
-        policy = policy_from(obj.config().settings)
+        config = obj.config()
+        policy, configured = policy_from(config.settings), {f.name for f in config.feeds}
     except InvalidConfig:  # a broken (or absent) feeds.yaml must not hide the feeds' health
         policy = policy_from(Settings())
     now = utc_now()
     histories = reader.feed_histories(since=iso_utc(rate_window_start(now, policy)))
     pages = page_health(reader.recent_pages(since=pages_since(now)))
-    rows = with_health(reader.feeds(), histories, now=now, policy=policy, pages=pages)
+    rows = with_health(
+        reader.feeds(), histories, now=now, policy=policy, pages=pages, configured=configured
+    )
     if fmt != "table":
         render(rows, fmt)
         return

@@ -9,7 +9,7 @@ never stored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +105,16 @@ _ATTENTION = {
 }
 
 
+def _removed(row: dict[str, Any]) -> None:
+    if row["state"] == FeedStatus.DISABLED:
+        return
+    row["state"] = FeedStatus.DISABLED
+    row["next_fetch_at"] = None
+    row["last_error"] = (
+        "not in feeds.yaml any more: it is not polled, and its items stay in the store"
+    )
+
+
 def shown_state(row: Mapping[str, Any]) -> str:
     """The state a person sees: the stored one, except that an ok feed whose pages mostly
     fail is `degraded`, and one with nothing new for far too long `stale`."""
@@ -122,13 +132,18 @@ def with_health(
     now: datetime,
     policy: SchedulePolicy,
     pages: Mapping[str, PageHealth] | None = None,
+    configured: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """`aggregator feeds`: mark stale and degraded feeds, add their recent article pages and
-    the advice line, most urgent first. Each row: the store's columns, then `stale`,
+    the advice line, most urgent first. A feed the store knows but feeds.yaml (`configured`,
+    when it loads) no longer lists is shown disabled at once, not due: the store records it
+    so at the next fetch or run. Each row: the store's columns, then `stale`,
     `last_new_at`, `pages_recent`, `pages_failed_recent` (article pages of the last 24 h,
     tried and failed), `page_error` (the commonest error among those), `degraded`, `health`
     (the state shown) and `advice`."""
     for row in rows:
+        if configured is not None and row["name"] not in configured:
+            _removed(row)
         history = histories.get(row["name"], FeedHistory())
         recent = (pages or {}).get(row["name"], PageHealth())
         row["stale"] = is_stale(history, now=now, policy=policy)
