@@ -86,6 +86,7 @@ def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
         if newer:
             log.warning("aggregator: warning: %s", newer_message(path, newer, reading=True))
         if read_only:
+            _upgraded(conn, path)
             harden_reader(conn)
         else:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -142,6 +143,30 @@ def check_file(conn: sqlite3.Connection, path: str) -> list[str]:
             f" {migrations.name!r} migrations in _sqlite_migrations); point --db at the store"
         )
     return [name for name in applied if name not in KNOWN]
+
+
+def _upgraded(conn: sqlite3.Connection, path: str) -> None:
+    """A reader never migrates (a daemon of the old version may still be writing): a store
+    this version has not upgraded yet is an error that says how to upgrade it, not a
+    "no such table" from the first query that needs what a migration adds."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
+    ).fetchone():
+        return  # an empty file: the writer makes it a store
+    applied = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name]
+        )
+    }
+    missing = [name for name in KNOWN if name not in applied]
+    if applied and missing:
+        raise StoreError(
+            f"{path} was made by an older aggregator and is not upgraded yet (it lacks"
+            f" {', '.join(missing)}); stop the old daemon, then run `aggregator fetch` or start"
+            " `aggregator run` once with this version to upgrade it (a large store takes a few"
+            " minutes)"
+        )
 
 
 def newer_message(path: str, newer: list[str], *, reading: bool = False) -> str:
