@@ -694,6 +694,30 @@ def test_sighup_reloads_at_once_not_at_the_next_tick(server: LocalServer, tmp_pa
     assert fetched(db, "old") == 1  # no tick came: the old feed was not due again
 
 
+def test_sighup_while_the_daemon_starts_does_not_end_it(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """`feeds add` signals the pid in the lock file, which is written before the store is
+    migrated and the reload handler installed: a daemon still starting must survive it."""
+    server.add("/old.xml", one_feed(server, "old"))
+    config, db = tmp_path / "feeds.yaml", tmp_path / "news.db"
+    config.write_text(config_text([("old", server.url("/old.xml"))], tick="1h"))
+    daemon = spawn(config, db, log=tmp_path / "daemon.log")
+    lock = Path(f"{db}.lock")
+    try:
+        # As soon as the lock names the daemon: before its handlers exist.
+        deadline = time.monotonic() + 30
+        while not (lock.exists() and lock.read_text().strip() == str(daemon.pid)):
+            assert time.monotonic() < deadline, "the daemon never wrote its pid"
+            assert daemon.poll() is None, "the daemon ended before writing its pid"
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: fetched(db, "old"), what="the first feed")
+        assert daemon.poll() is None, "SIGHUP ended the daemon"
+        assert terminate(daemon) == 0
+    finally:
+        terminate(daemon)
+
+
 def test_feeds_add_is_picked_up_by_the_running_daemon(server: LocalServer, tmp_path: Path) -> None:
     for name in ("first", "second"):
         server.add(f"/{name}.xml", one_feed(server, name))

@@ -74,23 +74,29 @@ def feed_name_from(text: str) -> str:
     return slug[:NAME_LENGTH].rstrip("-")
 
 
-def unique_name(base: str, taken: Collection[str]) -> str:
-    """`base`, or `base-2`, `base-3`... whichever is free (still within the length limit)."""
+def unique_name(base: str, taken: Collection[str], tried: dict[str, int] | None = None) -> str:
+    """`base`, or `base-2`, `base-3`... whichever is free (still within the length limit).
+    `tried` remembers, across calls, the last number each base reached: an OPML file of
+    thousands of outlines with one title would otherwise count up from 2 each time."""
     if base not in taken:
         return base
-    number = 2
+    number = (tried or {}).get(base, 1) + 1
     while True:
         suffix = f"-{number}"
         candidate = base[: NAME_LENGTH - len(suffix)].rstrip("-") + suffix
         if candidate not in taken:
+            if tried is not None:
+                tried[base] = number
             return candidate
         number += 1
 
 
-def suggested_name(title: str, url: str, taken: Collection[str]) -> str:
+def suggested_name(
+    title: str, url: str, taken: Collection[str], tried: dict[str, int] | None = None
+) -> str:
     """A free, valid name for the feed at `url`: from its title, else its host."""
     host = (urlsplit(url).hostname or "").removeprefix("www.")
-    return unique_name(feed_name_from(title) or feed_name_from(host) or "feed", taken)
+    return unique_name(feed_name_from(title) or feed_name_from(host) or "feed", taken, tried)
 
 
 def name_problem(name: str) -> str | None:

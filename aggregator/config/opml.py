@@ -186,6 +186,7 @@ def plan_import(
     `settings` would refuse (an interval under min_interval) is left out with a note."""
     plan = ImportPlan()
     names = {feed.name for feed in existing}
+    tried: dict[str, int] = {}
     polled = {
         canonical_url(feed.url): f"already in feeds.yaml as {feed.name!r}" for feed in existing
     }
@@ -197,7 +198,7 @@ def plan_import(
         if canonical in polled:
             plan.skipped.append(Skipped(outline.xml_url, polled[canonical]))
             continue
-        name = suggested_name(outline.title, canonical, names)
+        name = suggested_name(outline.title, canonical, names, tried)
         names.add(name)
         polled[canonical] = f"listed before (line {outline.line}), imported as {name!r}"
         plan.added.append(_new_feed(name, outline, settings, plan.notes))

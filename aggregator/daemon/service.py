@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -108,6 +109,12 @@ class Daemon:
     async def run(self, *, handle_signals: bool = True) -> int:
         """Until stopped; returns the exit code. Raises AlreadyRunning at once if another
         daemon holds this database."""
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            # `feeds add` sends SIGHUP to the pid in the lock, which is written before the
+            # store's migrations run (minutes on a large store) and before the reload handler
+            # exists: by default SIGHUP would end the daemon. The edit it announces is seen
+            # by the first tick's check of feeds.yaml.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         with instance_lock(self.db_path):
             store = Store.open(self.db_path)
             try:

@@ -41,6 +41,9 @@ FORMATS = {
     "json11": "JSON Feed 1.1",
 }
 
+# Feeds a page advertises that are checked at most.
+MAX_ADVERTISED = 20
+
 
 class Found(StrEnum):
     """How a candidate came to be tried, as the listing says it."""
@@ -108,7 +111,10 @@ async def discover_feeds(url: str, settings: Settings) -> Discovery:
             else:
                 text = decode_html(page.body, page.charset)
                 links = feed_links(text, base_url=page.final_url)
-                candidates += [Candidate(link.url, Found.LINK, link.title) for link in links]
+                # A page may advertise thousands: each is a request, so only the first few.
+                candidates += [
+                    Candidate(link.url, Found.LINK, link.title) for link in links[:MAX_ADVERTISED]
+                ]
         candidates += [Candidate(guess, Found.GUESS) for guess in _usual_addresses(url)]
         candidates = _each_once([Candidate(url, Found.PAGE), *candidates])[1:]
         checks = await asyncio.gather(*(_check(fetcher, c, settings) for c in candidates))
