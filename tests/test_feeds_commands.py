@@ -315,19 +315,24 @@ def test_a_feeds_yaml_with_problems_is_not_edited(tmp_path: Path) -> None:
 # -- paused feeds ---------------------------------------------------------------------------
 
 
-def test_a_paused_feed_is_not_fetched_and_shows_as_paused(
-    server: LocalServer, tmp_path: Path
-) -> None:
+def wire_and_partner(server: LocalServer, tmp_path: Path) -> Desk:
+    """A desk of two feeds served by `server`, one entry each, no article pages."""
     for name in ("wire", "partner"):
         server.add(
             f"/{name}.xml", rss([{"title": name, "link": server.url(f"/p/{name}"), "guid": name}])
         )
-    desk = Desk(
+    return Desk(
         tmp_path,
         "settings:\n  allow_private_networks: true\n  host_gap: 0\n  extract: false\nfeeds:\n"
         f"  - name: wire\n    url: {server.url('/wire.xml')}\n"
         f"  - name: partner\n    url: {server.url('/partner.xml')}\n",
     )
+
+
+def test_a_paused_feed_is_not_fetched_and_shows_as_paused(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    desk = wire_and_partner(server, tmp_path)
     assert desk.run("feeds", "pause", "partner").exit_code == 0
     fetched = desk.run("fetch", "--workers", "0")
     assert fetched.exit_code == 0, fetched.output
@@ -354,16 +359,7 @@ def test_a_paused_feed_is_not_fetched_and_shows_as_paused(
 def test_a_removed_feed_shows_as_disabled_and_never_due(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    for name in ("wire", "partner"):
-        server.add(
-            f"/{name}.xml", rss([{"title": name, "link": server.url(f"/p/{name}"), "guid": name}])
-        )
-    desk = Desk(
-        tmp_path,
-        "settings:\n  allow_private_networks: true\n  extract: false\nfeeds:\n"
-        f"  - name: wire\n    url: {server.url('/wire.xml')}\n"
-        f"  - name: partner\n    url: {server.url('/partner.xml')}\n",
-    )
+    desk = wire_and_partner(server, tmp_path)
     assert desk.run("fetch", "--workers", "0").exit_code == 0
     assert desk.run("feeds", "remove", "partner").exit_code == 0
     # Before any fetch or run has recorded the removal, the listing already says it.

@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from types import TracebackType
 from typing import Any, cast
 
 import redis
@@ -217,15 +216,7 @@ class DistributedRun(RunContext):
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
+    async def _close(self) -> None:  # RunContext.__aexit__ calls it
         self._stopping.set()
         for task in self._background:
             if task.get_name() != "commit consumer":
