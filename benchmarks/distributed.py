@@ -45,6 +45,7 @@ EVAL_CORPUS = PROJECT.parent / "shared" / "corpora" / "extraction-eval"
 sys.path.insert(0, str(PROJECT))
 sys.path.append(str(PROJECT / "tests"))
 
+from benchmarks import summary  # noqa: E402
 from benchmarks.throughput_site import _slug, corpus_files, rss  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -450,10 +451,40 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     text = report(list(best.values()), costs, site, args)
     print(text)
+    summary.write("distributed", summary_rows(list(best.values()), costs, site["pages"]))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     bad = [r for r in rows if r.items != site["pages"]]
     return 1 if bad else 0
+
+
+def summary_rows(
+    rows: list[Row], costs: list[tuple[str, int, float]], pages: int
+) -> list[summary.Row]:
+    """2 worker processes against 1 and against the embedded mode (wall time: the same pages
+    each time), and each kind of message's overhead."""
+    two = next((r for r in rows if "2 worker" in r.name), None)
+    one = next((r for r in rows if "1 worker" in r.name), None)
+    embedded = next((r for r in rows if r.name.startswith("embedded")), None)
+    out = []
+    for reference, at_least in ((one, 1.7), (embedded, 0.9)):
+        if two is None or reference is None or not two.wall_s:
+            continue
+        ratio = reference.wall_s / two.wall_s
+        out.append(
+            summary.Row(
+                f"distributed: {pages:,} pages, {two.name} against {reference.name}",
+                f"{two.pages_per_s:.1f} pages/s ({two.wall_s:.1f} s)",
+                f"{reference.pages_per_s:.1f} pages/s ({reference.wall_s:.1f} s)",
+                ratio,
+                *summary.against(ratio, at_least=at_least),
+            )
+        )
+    out += [
+        summary.Row(f"distributed: overhead per message, {label}", f"{ms:.2f} ms ({size:,} bytes)")
+        for label, size, ms in costs
+    ]
+    return out
 
 
 if __name__ == "__main__":

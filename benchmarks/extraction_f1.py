@@ -27,6 +27,7 @@ sys.path.insert(0, str(PROJECT))  # run as a script from a checkout, without ins
 
 from aggregator.errors import ExtractError  # noqa: E402
 from aggregator.extract.article import extract_article  # noqa: E402
+from benchmarks import summary  # noqa: E402
 
 DEFAULT_CORPUS = PROJECT.parent / "shared" / "corpora" / "extraction-eval"
 
@@ -142,6 +143,20 @@ def main() -> None:
         )
     (_, mine, my_time), (_, base, base_time) = rows
     print(f"ratio ours/baseline: F1 {mine.f1 / base.f1:.4f}, time {my_time / base_time:.2f}x")
+    summary.write("extraction_f1", summary_rows(len(cases), rows))
+
+
+def summary_rows(documents: int, rows: list[tuple[str, Score, float]]) -> list[summary.Row]:
+    """Our F1 beside trafilatura's on the same pages; the ratio is F1 against F1."""
+    (_, mine, my_time), (_, base, base_time) = rows
+    return [
+        summary.Row(
+            f"extraction quality: {documents} pages of the extraction-eval corpus",
+            f"F1 {mine.f1:.4f} (P {mine.precision:.4f}, R {mine.recall:.4f}), {my_time:.1f} s",
+            f"trafilatura.extract F1 {base.f1:.4f}, {base_time:.1f} s",
+            mine.f1 / base.f1 if base.f1 else None,
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 sys.path.append(str(PROJECT / "tests"))
 
+from benchmarks import summary  # noqa: E402
 from benchmarks.distributed import machine_busy, proc_cpu, run_sampled  # noqa: E402
 
 READER_VENV = PROJECT / "benchmarks" / ".reader-venv"
@@ -320,6 +321,39 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
     again = by.get("ours, again (304s)")
     if ours and again:
         print(f"ours, unchanged re-run / first run (wall): {again.wall_s / ours.wall_s:.1%}")
+    summary.write("feed_only", summary_rows(args, rows))
+
+
+def summary_rows(args: argparse.Namespace, rows: list[Row]) -> list[summary.Row]:
+    """Ours against reader in entries/s, and our unchanged re-run against our first run."""
+    by = {r.name: r for r in rows}
+    ours, reader = by.get("ours"), by.get("reader update_feeds")
+    again = by.get("ours, again (304s)")
+    intake = f"feed-only intake: {args.feeds:,} feeds x {args.items} entries"
+    out = []
+    if ours and reader and reader.per_s:
+        ratio = ours.per_s / reader.per_s
+        out.append(
+            summary.Row(
+                f"{intake}, {args.summaries} summaries",
+                f"{ours.per_s:.0f} entries/s",
+                f"reader {READER_VERSION} update_feeds {reader.per_s:.0f} entries/s",
+                ratio,
+                *summary.against(ratio, at_least=3),
+            )
+        )
+    if ours and again and ours.wall_s:
+        ratio = again.wall_s / ours.wall_s
+        out.append(
+            summary.Row(
+                f"{intake}: the unchanged re-run (every feed 304)",
+                f"{again.wall_s:.2f} s ({ratio:.1%} of the first run)",
+                f"our first run {ours.wall_s:.2f} s",
+                ratio,
+                *summary.against(ratio, at_most=0.1),
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

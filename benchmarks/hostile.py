@@ -32,6 +32,7 @@ from aggregator.engine.pool import Workers  # noqa: E402
 from aggregator.engine.run import fetch_feeds  # noqa: E402
 from aggregator.fetch import address_guard  # noqa: E402
 from aggregator.store import Store  # noqa: E402
+from benchmarks import summary  # noqa: E402
 
 
 def _treat_server_as_public() -> None:
@@ -131,7 +132,39 @@ def _one_pass(tmp: str, workers: Workers) -> int:
             print(f"- {case.name}: {outcomes[case.name].outcome}, {said[:100]}")
     for what, ok in checks:
         print(f"- {'ok' if ok else 'MISSED'}: {what}")
+    summary.write("hostile", summary_rows(len(CASES) - len(wrong), seconds, rss_mb, worker_mb))
     return 0 if all(ok for _, ok in checks) else 1
+
+
+def summary_rows(
+    as_expected: int, seconds: float, rss_mb: float, worker_mb: float
+) -> list[summary.Row]:
+    """The one pass over every case and a good feed, against its targets."""
+    work = f"hostile web: {len(CASES)} cases and a good feed in one pass"
+    count = len(CASES)
+    return [
+        summary.Row(
+            f"{work}, cases as expected",
+            f"{as_expected} of {count}",
+            "",
+            None,
+            *summary.against(as_expected, at_least=count, unit=""),
+        ),
+        *(
+            summary.Row(
+                f"{work}, {what}",
+                f"{value:.1f}{unit}",
+                "",
+                None,
+                *summary.against(value, at_most=limit, unit=unit),
+            )
+            for what, value, limit, unit in (
+                ("wall time", seconds, 60, " s"),
+                ("main-process peak RSS", rss_mb, 200, " MB"),
+                ("largest extraction worker", worker_mb, 400, " MB"),
+            )
+        ),
+    ]
 
 
 def _good_feed() -> str:

@@ -41,6 +41,7 @@ from aggregator.models import Article, Entry, Fate, FeedConfig, Match, Signal
 from aggregator.store import Store
 from aggregator.stories.identity import drafts_for
 from aggregator.times import iso_utc, parse_iso
+from benchmarks import summary
 
 NOW = "2026-11-27T12:00:00Z"
 DAYS = 30
@@ -227,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                      200),
                 ]  # fmt: skip
                 rows = []
+                timed = []
                 for label, url, headers, status in cases:
                     median, p95, size = _time(client, url, args.repeat, headers, status)
                     rows.append(f"| {label} | {median:.1f} | {p95:.1f} | {size / 1024:,.0f} KB |")
+                    timed.append((label, median, p95))
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -240,7 +243,22 @@ def main(argv: list[str] | None = None) -> int:
         f" SQLite {sqlite3.sqlite_version}; 1-minute load average {load:.1f}\n"
     )
     print("| request | median ms | p95 ms | body |\n|---|---:|---:|---:|\n" + "\n".join(rows))
+    summary.write("serve", summary_rows(timed, counts.get("items", args.items)), argv)
     return 0
+
+
+def summary_rows(timed: list[tuple[str, float, float]], items: int) -> list[summary.Row]:
+    """The two feeds rendered on every request, beside the default feed answered from the
+    cache (the same URL again). No target: the headline figures, for comparison over time."""
+    cached, cached_ms, _ = timed[2]
+    return [
+        summary.Row(
+            f"`aggregator serve`, {items:,} items: {label}",
+            f"{median:.1f} ms median, p95 {p95:.1f} ms",
+            f"{cached}: {cached_ms:.1f} ms",
+        )
+        for label, median, p95 in timed[:2]
+    ]
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import summary
 from benchmarks.store_scale_build import Spec, cached, counts
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
@@ -470,7 +471,42 @@ def main(argv: list[str] | None = None) -> int:
         if failed
         else "\nall within limits"
     )
+    summary.write("store_scale", summary_rows(report, items), argv)
     return 1 if failed else 0
+
+
+def summary_rows(report: Report, items: int) -> list[summary.Row]:
+    """The start-up, each command's time beyond it (the `--help` run beside it is its
+    reference), and the slowest request to `aggregator serve`: each against its limit."""
+    store = f"store of {items:,} items"
+    out = []
+    served = []
+    for f in report.figures:
+        if f.limit_ms is None:
+            continue
+        limit = summary.against(f.median_ms, at_most=f.limit_ms, unit=" ms")
+        if f.label.startswith("`aggregator --help`"):
+            ours = f"{f.median_ms:.0f} ms, a new process ({f.note.strip('()')})"
+            out.append(summary.Row(f"{store}: {f.label}", ours, "", None, *limit))
+        elif f.label.endswith("beyond start-up"):
+            reference = f.note.strip("()")
+            out.append(
+                summary.Row(f"{store}: {f.label}", f"{f.median_ms:.0f} ms", reference, None, *limit)
+            )
+        elif f.label.startswith("`/"):
+            served.append(f)
+    if served:
+        slowest = max(served, key=lambda f: f.median_ms)
+        out.append(
+            summary.Row(
+                f"{store}: the slowest of {len(served)} requests to `aggregator serve`",
+                f"{slowest.median_ms:.0f} ms, {slowest.label}",
+                "",
+                None,
+                *summary.against(slowest.median_ms, at_most=slowest.limit_ms, unit=" ms"),
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

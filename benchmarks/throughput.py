@@ -51,6 +51,7 @@ EVAL_CORPUS = CORPORA / "extraction-eval"
 sys.path.insert(0, str(PROJECT))  # run as a script from a checkout, like extraction_f1.py
 sys.path.append(str(PROJECT / "tests"))  # for localserver.LocalServer
 
+from benchmarks import summary  # noqa: E402
 from benchmarks.throughput_cpu import cpu_split, measured  # noqa: E402
 from benchmarks.throughput_site import Site, build_site, corpus_files  # noqa: E402
 
@@ -72,6 +73,7 @@ class Result:
     misses: int  # of which answered 404 (robots.txt apart)
     notes: list[str] = field(default_factory=list)
     others_cores: float = 0.0  # CPU other programs used meanwhile, per wall second
+    own_cpu_s: float = 0.0  # this process alone: ours' main process, and the server's threads
 
     @property
     def items_per_s(self) -> float:
@@ -151,6 +153,7 @@ def ours(
                     len(server.requests),
                     site.misses(server),
                     others_cores=m["others"] / m["wall"] if m["wall"] else 0.0,
+                    own_cpu_s=m["own_cpu"],
                     notes=[
                         "feeds: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
                         "items in the store: " + ", ".join(f"{n} {s}" for s, n in statuses),
@@ -440,7 +443,37 @@ def main(argv: list[str] | None = None) -> int:
         if r.misses:
             print(f"FAILED {r.name}: the server answered {r.misses} requests with 404")
             failed = True
+    summary.write("throughput", summary_rows(results, args), argv)
     return 1 if failed else 0
+
+
+def summary_rows(results: list[Result], args: argparse.Namespace) -> list[summary.Row]:
+    """Ours (the first contender) against the naive loop: articles/s, and the CPU our main
+    process spent per article. That CPU includes the test server's threads, which share this
+    process (about 3 ms an article): an upper bound."""
+    by = {r.name: r for r in results}
+    ours, base = by.get("ours"), by.get("baseline")
+    if ours is None or base is None or not ours.items or not base.items:
+        return []
+    ratio = ours.items_per_s / base.items_per_s
+    main_ms = 1000 * ours.own_cpu_s / ours.items
+    base_ms = 1000 * base.cpu_s / base.items
+    return [
+        summary.Row(
+            f"full pipeline: {ours.items:,} articles from {args.feeds} feeds",
+            f"{ours.items_per_s:.1f} articles/s",
+            f"naive sequential loop {base.items_per_s:.1f} articles/s",
+            ratio,
+            *summary.against(ratio, at_least=1.9),
+        ),
+        summary.Row(
+            "full pipeline: main-process CPU per article (with the test server's threads)",
+            f"{main_ms:.1f} ms",
+            f"naive loop, all its CPU: {base_ms:.1f} ms",
+            main_ms / base_ms,
+            *summary.against(main_ms, at_most=4, unit=" ms"),
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -25,13 +25,16 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from multiprocessing import Pool
 
 from aggregator.models import Settings
 from aggregator.stories.dedup import BANDS, NUM_PERM, ROWS, SHINGLE_WORDS, DedupPolicy
+from benchmarks import summary
 from benchmarks.dedup import corpus, report, teasers
+from benchmarks.dedup.cost import Cost
 from benchmarks.dedup.labelled import text_pairs
-from benchmarks.dedup.quality import evaluate, judge, make_copies
+from benchmarks.dedup.quality import Score, evaluate, judge, make_copies, score
 from benchmarks.dedup.summaries import summary_pairs
 
 RESULTS = corpus.CACHE / "dedup.md"
@@ -53,7 +56,8 @@ def _extract(jobs: list[tuple[str, str]]) -> list[str | None]:
         return pool.map(_extract_one, jobs, chunksize=16)
 
 
-def quality(seed: int, policy: DedupPolicy) -> list[str]:
+def quality(seed: int, policy: DedupPolicy) -> tuple[list[str], Score]:
+    """The report's lines, and the labelled pairs' score through the store."""
     rng = random.Random(seed)
     pairs_t, notes = text_pairs(corpus.articles(), rng, _extract)
     pairs_s, unlabelled, notes_s = summary_pairs(corpus.feed_items(), rng)
@@ -61,7 +65,7 @@ def quality(seed: int, policy: DedupPolicy) -> list[str]:
     result = evaluate(pairs, policy)
     loose = [judge(p, make_copies([p.first, p.second]), policy) for p in unlabelled]
     merged_loose = [v for v in loose if v.combined is not None]
-    return [
+    lines = [
         f"Labelled set: {sum(p.same for p in pairs)} same-story pairs and"
         f" {sum(not p.same for p in pairs)} different-story pairs ({len(pairs_t)} from article"
         f" texts, {len(pairs_s)} from feed items); {'; '.join(notes[:1] + notes_s)}.",
@@ -90,6 +94,7 @@ def quality(seed: int, policy: DedupPolicy) -> list[str]:
         *report.sweep_table(result, "summary", [0.5, 0.6, 0.7, 0.8, 0.9], policy),
         *(["", *(f"- {n}" for n in notes[1:])] if notes[1:] else []),
     ]
+    return lines, score(result.verdicts, "store")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started, load_at_start = time.monotonic(), os.getloadavg()[0]
     policy = DedupPolicy.from_settings(Settings())
+    quality_lines, through_store = quality(args.seed, policy)
     lines = [
         "## Near-duplicate detection (benchmarks/dedup)",
         "",
@@ -119,19 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         f" dedup_window {policy.window_s // 86400}d; {SHINGLE_WORDS}-word shingles, {NUM_PERM}"
         f" permutations, LSH {BANDS} bands x {ROWS} rows.",
         "",
-        *quality(args.seed, policy),
+        *quality_lines,
     ]
     rng = random.Random(args.seed)
     items = corpus.feed_items()
     feed_only = [teasers.teasers(items, rng), teasers.headlines(items, rng)]
     lines += ["", *teasers.quality(feed_only, policy)]
+    costs: list[Cost] = []
     if args.sizes:
         from benchmarks.dedup.cost import cost_table
         from benchmarks.dedup.crowded import cost_tables
 
         sizes = [int(s) for s in args.sizes.split(",")]
-        lines += ["", *cost_table(sizes, random.Random(args.seed), policy)]
-        lines += ["", *cost_tables(feed_only, sizes, rng, policy)]
+        lines += ["", *cost_table(sizes, random.Random(args.seed), policy, costs)]
+        lines += ["", *cost_tables(feed_only, sizes, rng, policy, costs)]
     load = os.getloadavg()
     lines += [
         "",
@@ -143,7 +150,33 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text + "\n", encoding="utf-8")
+    summary.write("dedup", summary_rows(through_store, costs), argv)
     return 0
+
+
+def summary_rows(through_store: Score, costs: Sequence[Cost]) -> list[summary.Row]:
+    """The labelled pairs' precision and recall; each store size's cost per entry against
+    the smallest's (a table's first row alone only when it has no other)."""
+    s = through_store
+    rows = [
+        summary.Row(
+            f"near-duplicates: {s.tp + s.fp + s.fn + s.tn:,} labelled pairs, through the store",
+            f"precision {s.precision:.3f}, recall {s.recall:.3f}",
+        )
+    ]
+    compared = {c.first_label for c in costs if c.label != c.first_label}
+    for c in costs:
+        if c.label == c.first_label and c.label in compared:
+            continue  # the reference of the rows after it
+        work = f"cost per new entry, {c.label} stored items"
+        ours = f"{c.median_ms:.2f} ms median ({c.mean_ms:.2f} mean)"
+        if c.label == c.first_label:
+            rows.append(summary.Row(work, ours))
+            continue
+        ratio = c.median_ms / c.first_median_ms
+        reference = f"{c.first_label} stored: {c.first_median_ms:.2f} ms median"
+        rows.append(summary.Row(work, ours, reference, ratio, *summary.against(ratio, at_most=1.5)))
+    return rows
 
 
 def _cores() -> set[int]:

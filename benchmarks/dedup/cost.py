@@ -296,10 +296,25 @@ def place_probes(path: Path, probes: Sequence[Probe], policy: DedupPolicy) -> Pl
     return Placed(seconds, read, tally.per_copy[WARM_UP:], others)
 
 
+@dataclass(frozen=True)
+class Cost:
+    """A row's cost per entry beside its table's first row's: the summary's figures."""
+
+    label: str
+    median_ms: float
+    mean_ms: float
+    first_label: str
+    first_median_ms: float
+
+
 def cost_rows(
-    runs: Sequence[tuple[str, int, Stored]], probes: Sequence[Probe], policy: DedupPolicy
+    runs: Sequence[tuple[str, int, Stored]],
+    probes: Sequence[Probe],
+    policy: DedupPolicy,
+    costs: list[Cost] | None = None,
 ) -> list[str]:
-    """One table row per (label, items a day, stored items): build, place the probes."""
+    """One table row per (label, items a day, stored items): build, place the probes; each
+    row's figures also added to `costs`."""
     out = [
         "| stored items | arrival | database | build | per entry: median | p95 | mean"
         " | candidates read / scored: mean, max | others' load | median / mean vs first |",
@@ -317,6 +332,8 @@ def cost_rows(
         ms = sorted(s * 1000 for s in placed.seconds)
         median, mean, p95 = statistics.median(ms), statistics.fmean(ms), ms[int(len(ms) * 0.95)]
         base = base or (median, mean)
+        if costs is not None:
+            costs.append(Cost(label, median, mean, runs[0][0], base[0]))
         days = len(stored.titles) / per_day
         out.append(
             f"| {label} | {per_day:,}/day ({days:,.0f} days) | {megabytes:,.0f} MB"
@@ -327,7 +344,12 @@ def cost_rows(
     return out
 
 
-def cost_table(sizes: Sequence[int], rng: random.Random, policy: DedupPolicy) -> list[str]:
+def cost_table(
+    sizes: Sequence[int],
+    rng: random.Random,
+    policy: DedupPolicy,
+    costs: list[Cost] | None = None,
+) -> list[str]:
     profiles, table, probes = _profiles()
     rng.shuffle(probes)
     probes = probes[: PROBES + WARM_UP]
@@ -343,5 +365,5 @@ def cost_table(sizes: Sequence[int], rng: random.Random, policy: DedupPolicy) ->
         " place_item is timed, the build is not. Others' load: the cores the rest of the"
         " machine kept busy while the entries were placed.",
         "",
-        *cost_rows(runs, probes, policy),
+        *cost_rows(runs, probes, policy, costs),
     ]

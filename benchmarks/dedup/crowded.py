@@ -26,7 +26,7 @@ import numpy as np
 
 from aggregator.stories import dedup
 from aggregator.stories.dedup import DedupPolicy
-from benchmarks.dedup.cost import NOW, PROBES, WARM_UP, Probe, Stored, cost_rows, probe
+from benchmarks.dedup.cost import NOW, PROBES, WARM_UP, Cost, Probe, Stored, cost_rows, probe
 from benchmarks.dedup.teasers import RECURRING, Corpus, Posting
 
 WINDOW_DAYS = 2  # the stored items arrive over the two days before the new ones
@@ -85,7 +85,11 @@ def _probes(corpus: Corpus) -> list[Probe]:
 
 
 def cost_tables(
-    corpora: Sequence[Corpus], sizes: Sequence[int], rng: random.Random, policy: DedupPolicy
+    corpora: Sequence[Corpus],
+    sizes: Sequence[int],
+    rng: random.Random,
+    policy: DedupPolicy,
+    costs: list[Cost] | None = None,
 ) -> list[str]:
     out = [
         f"Feed-only corpora, cost per new entry: the last {PROBES + WARM_UP} entries of each"
@@ -100,5 +104,5 @@ def cost_tables(
         else:
             stored = headline_items(max(sizes), seed)
         runs = [(f"{n:,} ({corpus.name})", n // WINDOW_DAYS, stored.head(n)) for n in sizes]
-        out += ["", *cost_rows(runs, _probes(corpus), policy)]
+        out += ["", *cost_rows(runs, _probes(corpus), policy, costs)]
     return out
