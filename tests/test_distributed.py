@@ -143,7 +143,9 @@ class WorkerProcesses:
         self.config, self.url, self.logs = config, url, logs
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, count: int = 2, *, threads: int = 2) -> WorkerProcesses:
+    def start(
+        self, count: int = 2, *, threads: int = 2, queues: str = "fetch,extract"
+    ) -> WorkerProcesses:
         with redis.Redis.from_url(self.url) as client:
             before = len(brokers.live_workers(client))
             for _ in range(count):
@@ -162,6 +164,8 @@ class WorkerProcesses:
                                 self.url,
                                 "--threads",
                                 str(threads),
+                                "--queues",
+                                queues,
                             ],
                             stdout=log,
                             stderr=subprocess.STDOUT,
@@ -200,10 +204,12 @@ def spawn_workers(
 ) -> Iterator[Callable[..., WorkerProcesses]]:
     started: list[WorkerProcesses] = []
 
-    def spawn(config: Path, count: int = 2, *, threads: int = 2) -> WorkerProcesses:
+    def spawn(
+        config: Path, count: int = 2, *, threads: int = 2, queues: str = "fetch,extract"
+    ) -> WorkerProcesses:
         group = WorkerProcesses(config, redis_server.url, tmp_path)
         started.append(group)
-        return group.start(count, threads=threads)
+        return group.start(count, threads=threads, queues=queues)
 
     yield spawn
     for group in started:
@@ -429,17 +435,27 @@ def extracted_once(db: Path, count: int) -> None:
     assert query(db, "SELECT count(*) FROM stories") == [(count,)]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["fetch-and-extract", "split-queues"])
 def test_a_worker_killed_during_extraction_loses_nothing_and_doubles_nothing(
+    *,
     server: LocalServer,
     redis_server: RedisServer,
     conn: redis.Redis,
     spawn_workers: Callable[..., WorkerProcesses],
     tmp_path: Path,
+    split: bool,
 ) -> None:
+    """Workers that consume both queues extract the pages they fetched: the page-fetching
+    message is delivered again, and the page fetched again. With the queues on separate
+    workers, the extraction message, which carries the page, is delivered again."""
     feeds, huge = slow_newsroom(server)
     config_path = write_config(tmp_path / "feeds.yaml", feeds)
-    group = spawn_workers(config_path, 2)
-    pids = {p.pid for p in group.processes}
+    if split:
+        spawn_workers(config_path, 1, queues="fetch")
+        extractors = spawn_workers(config_path, 2, queues="extract")
+    else:
+        extractors = spawn_workers(config_path, 2)
+    pids = {p.pid for p in extractors.processes}
     db = tmp_path / "news.db"
 
     def extracting() -> int | None:
@@ -456,8 +472,8 @@ def test_a_worker_killed_during_extraction_loses_nothing_and_doubles_nothing(
         outcomes = writer.result()
     assert [o.outcome for o in outcomes] == ["ok"]
     extracted_once(db, 6)
-    # The extraction message carried the page: it was redelivered, not fetched again.
-    assert server.hits("/huge") == 1
+    # Split, the extraction message carried the page: it was redelivered, not fetched again.
+    assert server.hits("/huge") == (1 if split else 2)
 
 
 def test_the_writer_killed_then_restarted_loses_nothing(

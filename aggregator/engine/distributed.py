@@ -523,7 +523,8 @@ class DistributedRun(RunContext):
                 task = decode(tasks.PageTask, args[0])
             else:
                 task = decode(tasks.ExtractTask, args[0]).task
-            what = "fetching" if actor == tasks.FETCH_PAGE else "extracting"
+            # A worker of both queues extracts the pages it fetches, under the fetch message.
+            what = "fetching or extracting" if actor == tasks.FETCH_PAGE else "extracting"
             error = f"{what} the page gave up: {why}; the feed's summary is kept"
             log.error("%s: %s", task.page.url, error)
             self._apply_page(tasks.PageDone(task.feed, task.page.url, task.attempts, None, error))
