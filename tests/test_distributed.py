@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -32,13 +33,13 @@ from redis_server import RedisServer, server_binary
 from aggregator.cli import cli
 from aggregator.config.loader import load_config
 from aggregator.engine import broker as brokers
-from aggregator.engine import tasks
+from aggregator.engine import orphans, tasks
 from aggregator.engine.distributed import fetch_feeds_distributed
 from aggregator.engine.messages import encode
 from aggregator.engine.pool import Workers
 from aggregator.engine.run import fetch_feeds
-from aggregator.engine.stages import PageBody, PageFetch
-from aggregator.models import Config, FeedOutcome
+from aggregator.engine.stages import FeedPoll, PageBody, PageFetch
+from aggregator.models import Config, FeedOutcome, Validators
 from aggregator.store import Store
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -550,6 +551,69 @@ def test_redis_restarted_during_a_run_workers_and_writer_reconnect_and_finish(
         outcomes = writer.result()
     assert [o.outcome for o in outcomes] == ["ok"]
     extracted_once(db, 6)
+
+
+def test_delayed_messages_a_worker_lost_with_its_connection_are_put_back(
+    server: LocalServer,
+    redis_server: RedisServer,
+    conn: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dramatiq forgets the delayed messages a worker holds when its connection to Redis
+    breaks, while Redis still lists them as that live worker's: without `Orphans` they would
+    wait for the worker's restart."""
+    monkeypatch.setattr(orphans, "CHECK_S", 0.2)
+    server.add("/feed.xml", rss([{"title": "One", "link": server.url("/a/1"), "guid": "1"}]))
+    seen: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(f"{record.name}: {record.getMessage()}")
+
+    handler = Seen(logging.WARNING)
+    for name in ("dramatiq", "aggregator.engine.orphans"):
+        logging.getLogger(name).addHandler(handler)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", False)
+    stop, ready = threading.Event(), threading.Event()
+    worker = threading.Thread(
+        target=tasks.run_worker,
+        args=(load_settings(), redis_server.url),
+        kwargs={"threads": 1, "stop": stop, "ready": lambda _: ready.set()},
+        daemon=True,
+    )
+    worker.start()
+    broker = brokers.make_broker(redis_server.url)
+    try:
+        assert ready.wait(30), "the worker did not start"
+        tasks.declare_actors(broker, None)
+        poll = FeedPoll("news", server.url("/feed.xml"), Validators(), 10**6, 100)
+        tasks.send(broker, tasks.message(brokers.FETCH, tasks.POLL, encode(poll)), delay_ms=3000)
+        held = f"{brokers.NAMESPACE}:__acks__.*.fetch.DQ"
+        wait_for(
+            lambda: any(conn.scard(key) for key in conn.keys(held)),
+            timeout=30,
+            what="the worker holding the delayed message",
+        )
+        redis_server.stop()
+        wait_for(  # the consumer of delayed messages itself
+            lambda: any("(fetch.DQ): Consumer encountered a connection" in m for m in seen),
+            timeout=30,
+            what="the worker's consumer of delayed messages losing Redis",
+        )
+        redis_server.start()
+        wait_for(
+            lambda: conn.llen(f"{brokers.NAMESPACE}:commit"),
+            timeout=60,
+            what="the feed's poll answered on the commit queue",
+        )
+    finally:
+        stop.set()
+        worker.join(30)
+        broker.client.close()
+        for name in ("dramatiq", "aggregator.engine.orphans"):
+            logging.getLogger(name).removeHandler(handler)
+    assert any("putting them back" in line for line in seen), seen
+    assert server.hits("/feed.xml") == 1
 
 
 # It times requests at the server to tens of ms: on two busy cores, a test running beside it

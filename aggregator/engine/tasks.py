@@ -52,6 +52,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, Middleware, Retries, SkipMessage, TimeLimit
 
 from aggregator.engine import broker as brokers
+from aggregator.engine import orphans
 from aggregator.engine.messages import decode, encode
 from aggregator.engine.politeness import HostBusy, HostTurns
 from aggregator.engine.pool import EXTRACT_TIMEOUT_S, PARSE_TIMEOUT_S, Workers, WorkerTimeout
@@ -620,6 +621,7 @@ def worker_broker(
             TimeLimit(),
             presence,
             Deliveries(conn),
+            orphans.Orphans(conn, check_s=orphans.CHECK_S),
             Retries(max_retries=MAX_TRIES - 1, min_backoff=RETRY_BACKOFF_MS),
         ],
     )
