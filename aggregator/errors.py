@@ -7,10 +7,9 @@ module that meets them; nothing above `fetch` imports httpx. Each error carries 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
-from aggregator.models import Outcome
+from aggregator.enums import Outcome
 
 
 class AggregatorError(Exception):
@@ -157,6 +156,8 @@ class UnknownName(UsageError):
     outcome = Outcome.CONFIG_ERROR
 
     def __init__(self, kind: str, name: str, known: Sequence[str]) -> None:
+        import difflib  # here, not for every command's start-up
+
         self.kind = kind
         self.name = name
         close = difflib.get_close_matches(name, known, n=3)

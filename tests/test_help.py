@@ -5,6 +5,8 @@ README's command table names every command, its options, and every table and vie
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -14,7 +16,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import aggregator.cli
 from aggregator.cli import cli
+from aggregator.cli.group import COMMANDS
 from aggregator.store import Store
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -98,6 +102,29 @@ def test_the_walk_sees_the_whole_tree() -> None:
         "`aggregator bare` has no example (a `\\b` block headed Example: or Examples:)",
         "`aggregator bare --quick` has no help text",
     ]
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_the_group_lists_each_command_as_it_describes_itself(name: str) -> None:
+    """`aggregator --help` lists a command whose module is not imported yet by COMMANDS'
+    description of it: click shortens it to the same line as the command's own help, at
+    any width."""
+    module, description = COMMANDS[name]
+    command = cli.commands[name]  # imports its module
+    assert command.callback is not None
+    assert command.callback.__module__ == f"aggregator.cli.{module}"
+    stand_in = click.Command(name, help=description)
+    for width in range(1, 300):
+        assert stand_in.get_short_help_str(width) == command.get_short_help_str(width), width
+    assert not command.hidden
+
+
+def test_every_command_is_in_the_groups_list() -> None:
+    """A command whose module COMMANDS does not name would be found only once another
+    command had imported its module: every module's commands are there."""
+    for found in pkgutil.iter_modules(aggregator.cli.__path__):
+        importlib.import_module(f"aggregator.cli.{found.name}")
+    assert sorted(cli.commands) == sorted(COMMANDS)
 
 
 @pytest.mark.parametrize("path", [path for path, _ in commands()], ids=" ".join)

@@ -191,17 +191,17 @@ def test_a_window_that_cannot_hold_anything_is_a_usage_error(base: list[str], co
 
 def plans_of(base: list[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
     """Run the command, and ask SQLite how it ran each listing query it made."""
-    from sqlite_utils import Database
+    from aggregator.store.connection import ReadConnection
 
     made: list[tuple[str, Any]] = []
-    original = Database.execute
+    original = ReadConnection.execute
 
-    def recording(self: Database, sql: str, parameters: Any = None) -> Any:
+    def recording(self: ReadConnection, sql: str, parameters: Any = None) -> Any:
         if sql.lstrip().upper().startswith("SELECT") and " LIMIT ?" in sql:
             made.append((sql, parameters))
         return original(self, sql, parameters)
 
-    monkeypatch.setattr(Database, "execute", recording)
+    monkeypatch.setattr(ReadConnection, "execute", recording)
     result = run(base, *args)
     monkeypatch.undo()
     assert result.exit_code == 0, result.output

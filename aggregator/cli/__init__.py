@@ -8,31 +8,12 @@ store's row modules: only `aggregator.store`'s public names (`Store`, `open_read
 
 from __future__ import annotations
 
-# Each module registers its commands on the group when imported.
-from aggregator.cli import (
-    commands,
-    export_command,
-    feed_commands,
-    retry_command,
-    run_command,
-    serve_command,
-    story_commands,
-    worker_command,
-)
+# The group alone: each command's module registers its commands on it when the command is
+# first asked for (group.COMMANDS), so `aggregator --help` and each command import only
+# what they use.
 from aggregator.cli.group import cli
 
-__all__ = [
-    "cli",
-    "commands",
-    "export_command",
-    "feed_commands",
-    "main",
-    "retry_command",
-    "run_command",
-    "serve_command",
-    "story_commands",
-    "worker_command",
-]
+__all__ = ["cli", "main"]
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,9 +27,12 @@ from aggregator.cli.group import (
 )
 from aggregator.cli.tables import render
 from aggregator.cli.worker_command import broker_option
+from aggregator.enums import ExtractStatus, Order
 from aggregator.errors import QueryInterrupted
-from aggregator.models import ExtractStatus, FeedOutcome, Order
 from aggregator.times import parse_duration
+
+if TYPE_CHECKING:
+    from aggregator.models import FeedOutcome
 
 
 @cli.command()

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from aggregator.cli.group import Context, cli, guarded, pass_context, sort_option, window
+from aggregator.enums import Order
 from aggregator.errors import StoreError
-from aggregator.models import Order, StoryFilter
+from aggregator.models import StoryFilter
 
 # The same formats as publish.syndication's, from the module that imports nothing heavy:
 # the renderer's XML and e-mail date modules cost every command's start-up.

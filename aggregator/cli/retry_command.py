@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import click
 
 from aggregator.cli.group import Context, cli, guarded, pass_context
+from aggregator.enums import ExtractStatus
 from aggregator.errors import UsageError
-from aggregator.models import ExtractStatus
 from aggregator.sanitize import terminal_text
 from aggregator.urls import canonical_url
 

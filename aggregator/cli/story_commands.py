@@ -19,8 +19,8 @@ from aggregator.cli.group import (
     window,
 )
 from aggregator.cli.tables import render
+from aggregator.enums import Order
 from aggregator.errors import StoreError
-from aggregator.models import Order
 from aggregator.sanitize import terminal_text
 from aggregator.times import iso_utc, utc_now
 

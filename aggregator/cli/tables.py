@@ -8,8 +8,6 @@ which any reader decodes back to the exact data; CSV into a file or a pipe is th
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 import sys
@@ -39,11 +37,14 @@ def render(
     """`columns` picks what a table shows (the machine formats always carry every column);
     cells are cut with an ellipsis to fit the terminal, except in the `wrap` columns."""
     out = out or sys.stdout
-    if fmt == "json":
-        out.write(escaped_json(json.dumps(list(rows), ensure_ascii=False, indent=2)) + "\n")
-    elif fmt == "ndjson":
-        for row in rows:
-            out.write(escaped_json(json.dumps(row, ensure_ascii=False)) + "\n")
+    if fmt in ("json", "ndjson"):
+        import json  # here: tables, the default, need neither it nor csv
+
+        if fmt == "json":
+            out.write(escaped_json(json.dumps(list(rows), ensure_ascii=False, indent=2)) + "\n")
+        else:
+            for row in rows:
+                out.write(escaped_json(json.dumps(row, ensure_ascii=False)) + "\n")
     elif fmt == "csv":
         _csv(rows, out)
     else:
@@ -68,6 +69,8 @@ def _csv(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
     """The raw data into a file or a pipe; on a terminal, text cells escaped (terminal_text).
     No rows is still a header (the columns the query has), so that a script reading the
     file by column name finds them, and an empty result is told from a failed one."""
+    import csv
+
     columns = list(rows[0]) if rows else list(getattr(rows, "columns", ()))
     if not columns:
         return
@@ -91,14 +94,25 @@ def _cell(value: Any) -> str:
     return terminal_text(text, multiline=True)
 
 
+def _cells(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Each row's cells as shown, in the first row's column order."""
+    return [[_cell(row.get(column)) for column in rows[0]] for row in rows]
+
+
 def _widths(
-    rows: Sequence[dict[str, Any]], total: int, caps: dict[str, int], flexible: set[str]
+    rows: Sequence[dict[str, Any]],
+    total: int,
+    caps: dict[str, int],
+    flexible: set[str],
+    cells: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, int]:
     """Each column's width: short columns (ids, times, states) get what they need, up to 20;
-    long text shares what is left of the terminal, none below 8."""
+    long text shares what is left of the terminal, none below 8. `cells`: `_cells(rows)`,
+    when the caller has them."""
+    shown = _cells(rows) if cells is None else cells
     natural = {
-        column: max(len(column), *(len(_cell(row.get(column))) for row in rows))
-        for column in rows[0]
+        column: max(len(column), *(len(line[n]) for line in shown))
+        for n, column in enumerate(rows[0])
     }
     widths = {c: min(n, caps.get(c, 20)) for c, n in natural.items() if c not in flexible}
     room = total - sum(widths.values()) - 3 * len(natural) - 1  # borders and padding
@@ -122,10 +136,11 @@ def _table(
     less for 300 feeds, and no Rich to import); on a terminal, and otherwise, by Rich."""
     total = table_width(out)
     if rows and total is not None:
-        sizes = _widths(rows, total, widths, set(SHRINKABLE) | set(wrap))
+        cells = _cells(rows)
+        sizes = _widths(rows, total, widths, set(SHRINKABLE) | set(wrap), cells)
         drawn = plain_table.render(
             [terminal_text(column) for column in sizes],
-            [[_cell(value) for value in row.values()] for row in rows],
+            cells,
             list(sizes.values()),
             [column in wrap for column in sizes],
             title=None if title is None else terminal_text(title),

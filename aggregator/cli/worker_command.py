@@ -3,9 +3,7 @@ running. `broker_option` is the `--broker` of these and of `fetch` and `run`."""
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -148,6 +146,9 @@ def workers(obj: Context, broker: str | None, as_json: bool) -> None:
         live = brokers.live_workers(conn)
         queues = brokers.depths(conn)
     if as_json:
+        import json  # here: the listings' module imports this one (fetch's --broker)
+        from dataclasses import asdict
+
         found = {"workers": live, "queues": [asdict(q) for q in queues]}
         click.echo(escaped_json(json.dumps(found, ensure_ascii=False, indent=2)))
         return

@@ -7,11 +7,29 @@ parse, extract, stories, schedule, engine, daemon, publish, cli). Other packages
 the names below, never its row modules.
 """
 
-# First: sqlite-utils, without numpy (see there).
-from aggregator.store import lean_imports  # noqa: F401  # isort: skip
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from aggregator.store.connection import harden_reader
 from aggregator.store.queries import Row
 from aggregator.store.reader import Reader, open_reader
-from aggregator.store.writer import Store
+
+if TYPE_CHECKING:
+    from aggregator.store.writer import Store
 
 __all__ = ["Reader", "Row", "Store", "harden_reader", "open_reader"]
+
+
+def __getattr__(name: str) -> type[Store]:
+    """`Store`, the writer, loaded when first asked for: it brings sqlite-utils, which no
+    reader needs (lean_imports.py)."""
+    if name != "Store":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from aggregator.store.lean_imports import load_sqlite_utils
+
+    load_sqlite_utils()  # first: without numpy
+    from aggregator.store.writer import Store
+
+    globals()["Store"] = Store
+    return Store

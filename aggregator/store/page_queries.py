@@ -4,12 +4,9 @@ feeds` and `fetch` tell a degraded feed by it), and which items `aggregator retr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlite_utils import Database
-
-from aggregator.models import ExtractStatus
-from aggregator.store.item_rows import chunked_lookup
+from aggregator.enums import ExtractStatus
+from aggregator.store.connection import Sql
 from aggregator.store.queries import Row, dict_rows
 
 # The pages tried of the entries each feed brought since :since, by outcome and error. The
@@ -28,19 +25,19 @@ _ITEM = (
 )
 
 
-def recent_pages(db: Database, *, since: str) -> list[Row]:
+def recent_pages(db: Sql, *, since: str) -> list[Row]:
     """(feed, status ok|failed, error, pages) for the article pages of entries each feed
     brought since `since`; pages not tried yet (pending) or never to be (skipped, the feed's
     own text) are left out."""
     return dict_rows(db, _RECENT_PAGES, [since])
 
 
-def item_by_id(db: Database, item_id: int) -> Row | None:
+def item_by_id(db: Sql, item_id: int) -> Row | None:
     rows = dict_rows(db, _ITEM.format("i.id = ?"), [item_id])
     return rows[0] if rows else None
 
 
-def item_by_url(db: Database, urls: Sequence[str]) -> Row | None:
+def item_by_url(db: Sql, urls: Sequence[str]) -> Row | None:
     """The item whose canonical URL, or whose link as a feed gave it, is one of `urls`."""
     marks = ", ".join("?" for _ in urls)
     rows = dict_rows(
@@ -51,7 +48,7 @@ def item_by_url(db: Database, urls: Sequence[str]) -> Row | None:
     return rows[0] if rows else None
 
 
-def urls_like(db: Database, prefix: str, *, limit: int) -> list[str]:
+def urls_like(db: Sql, prefix: str, *, limit: int) -> list[str]:
     """Item URLs that start with `prefix` (a site), latest first: what an unknown URL is
     compared with."""
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -62,12 +59,12 @@ def urls_like(db: Database, prefix: str, *, limit: int) -> list[str]:
     return [str(url) for (url,) in rows]
 
 
-def id_range(db: Database) -> tuple[int, int] | None:
+def id_range(db: Sql) -> tuple[int, int] | None:
     row = db.execute("SELECT min(id), max(id) FROM items").fetchone()
     return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
 
-def unextracted(db: Database, feed: str) -> list[Row]:
+def unextracted(db: Sql, feed: str) -> list[Row]:
     """A feed's items whose page failed or was never fetched, however often it was tried,
     oldest first; only those with a link (the others have no page)."""
     return dict_rows(
@@ -80,15 +77,22 @@ def unextracted(db: Database, feed: str) -> list[Row]:
     )
 
 
-def feeds_of(db: Database, item_ids: Sequence[int]) -> dict[int, list[str]]:
+# Ids bound at once: under SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+def feeds_of(db: Sql, item_ids: Sequence[int]) -> dict[int, list[str]]:
     """item id -> the feeds that carried it, by name."""
     found: dict[int, list[str]] = {}
-    rows: list[tuple[Any, ...]] = chunked_lookup(
-        db,
-        "SELECT DISTINCT item_id, feed FROM sightings WHERE item_id IN ({}) ORDER BY feed",
-        [],
-        item_ids,
-    )
-    for item_id, feed in rows:
-        found.setdefault(int(item_id), []).append(str(feed))
+    unique = list(dict.fromkeys(item_ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(
+            f"SELECT DISTINCT item_id, feed FROM sightings WHERE item_id IN ({marks})"
+            " ORDER BY feed",
+            chunk,
+        )
+        for item_id, feed in rows:
+            found.setdefault(int(item_id), []).append(str(feed))
     return found

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from sqlite3 import SQLITE_CORRUPT, SQLITE_NOTADB
 from typing import Any
 
-from sqlite_utils import Database
-
+from aggregator.enums import FeedStatus, Order
 from aggregator.errors import StoreError, UsageError
-from aggregator.models import FeedStatus, Order
 from aggregator.store import fts_query
-from aggregator.store.connection import damaged_message, file_of
+from aggregator.store.connection import Sql, damaged_message, file_of
 
 Row = dict[str, Any]
 
@@ -38,7 +37,7 @@ _ITEM_COLUMNS = (
 )
 
 
-def dict_rows(db: Database, sql: str, params: list[Any]) -> list[Row]:
+def dict_rows(db: Sql, sql: str, params: list[Any]) -> list[Row]:
     try:
         cursor = db.execute(sql, params)
     except sqlite3.Error as exc:
@@ -65,7 +64,7 @@ def item_time(sort: Order) -> str:
 SET_COST = 40
 
 
-def carried_few(db: Database, feed: str | None, tag: str | None, *, limit: int) -> bool:
+def carried_few(db: Sql, feed: str | None, tag: str | None, *, limit: int) -> bool:
     """Whether the feed (or the desk's feeds) carried so few entries that making a listing
     from all of them costs less than walking the listing's index, testing each row, until
     `limit` of theirs are found: fewer than sqrt(limit x all sightings / SET_COST), about
@@ -123,7 +122,7 @@ def _filters(
 
 
 def items(
-    db: Database,
+    db: Sql,
     *,
     since: str | None,
     feed: str | None,
@@ -180,7 +179,7 @@ def _ranked_search(where: str) -> str:
 
 
 def search(
-    db: Database,
+    db: Sql,
     query: str,
     *,
     since: str | None,
@@ -224,7 +223,7 @@ def search(
         if fts_query.problem(exc) is None:
             raise
     try:
-        return dict_rows(db, sql, bound(db.quote_fts(query)))
+        return dict_rows(db, sql, bound(quote_words(query)))
     except StoreError as exc:
         said = fts_query.problem(exc)
         if said is None:
@@ -232,7 +231,21 @@ def search(
         raise UsageError(f"cannot search: {fts_query.explain(query, said)}") from None
 
 
-def search_problem(db: Database, query: str) -> str | None:
+# A double-quoted phrase, or the space between words (how sqlite-utils' quote_fts splits).
+_PHRASE_OR_SPACE = re.compile(r'\s+|(".*?")')
+
+
+def quote_words(query: str) -> str:
+    """The query as FTS5 reads it literally: each word and "phrase" in double quotes, so
+    that no operator, column filter or stray character means anything (a quote left open
+    is closed), as sqlite-utils' quote_fts has it."""
+    if query.count('"') % 2:
+        query += '"'
+    bits = [bit for bit in _PHRASE_OR_SPACE.split(query) if bit and bit != '""']
+    return " ".join(bit if bit.startswith('"') else f'"{bit}"' for bit in bits)
+
+
+def search_problem(db: Sql, query: str) -> str | None:
     """Why FTS5 cannot read `query` as it is written, in words with queries that work; None
     when it can."""
     if not fts_query.has_words(query):
@@ -247,7 +260,7 @@ def search_problem(db: Database, query: str) -> str | None:
     return None
 
 
-def feeds(db: Database) -> list[Row]:
+def feeds(db: Sql) -> list[Row]:
     """Each feed's health, the ones needing attention first."""
     return dict_rows(
         db,

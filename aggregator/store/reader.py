@@ -7,15 +7,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
+from aggregator.enums import Order
 from aggregator.errors import QueryInterrupted, QueryRefused, StoreError, UnknownName
-from aggregator.models import FeedHistory, Order, StoryEntry, StoryFilter
-from aggregator.store import page_queries, queries, schedule_rows, story_queries
+from aggregator.store import page_queries, queries, story_queries
 from aggregator.store.connection import (
     DENIED_FUNCTIONS,
+    ReadConnection,
     connect,
     existing,
     file_of,
@@ -23,6 +22,9 @@ from aggregator.store.connection import (
     write_refusal,
 )
 from aggregator.store.queries import Row, Rows
+
+if TYPE_CHECKING:
+    from aggregator.models import FeedHistory, StoryEntry, StoryFilter
 
 # What one `Reader.query` (`aggregator query`, the web view's SQL) may use.
 QUERY_TIMEOUT_S = 30.0
@@ -44,15 +46,13 @@ def open_reader(path: str) -> Reader:
     """A read-only connection for queries: never blocks the writer, sees whole commits only,
     and never touches another file."""
     try:
-        # No sqlite-utils plugins: none is installed, and looking for them (every installed
-        # distribution's entry points) cost each command 15 ms before its first query.
-        return Reader(Database(connect(existing(path), read_only=True), execute_plugins=False))
+        return Reader(ReadConnection(connect(existing(path), read_only=True)))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
 
 
 class Reader:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: ReadConnection) -> None:
         self.db = db
 
     def close(self) -> None:
@@ -106,6 +106,9 @@ class Reader:
         return queries.feeds(self.db)
 
     def feed_histories(self, *, since: str) -> dict[str, FeedHistory]:
+        # Here, not above: its rows are dataclasses (models), which the listings never need.
+        from aggregator.store import schedule_rows
+
         return schedule_rows.feed_histories(self.db, since=since)
 
     # -- article pages (SQL in store/page_queries.py) -------------------------------------------

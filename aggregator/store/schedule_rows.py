@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from aggregator.models import FeedHints, FeedHistory, FeedState, FeedStatus
+from aggregator.store.connection import Sql
 from aggregator.times import parse_iso
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # Per feed: first and latest sighting, and how many came after the first fetch's backlog
 # (all time, and since :since). The ends of each feed's range of the (feed, seen_at) index,
@@ -65,13 +67,13 @@ def _history(row: Sequence[Any]) -> FeedHistory:
     )
 
 
-def feed_history(db: Database, feed: str, *, since: str) -> FeedHistory:
+def feed_history(db: Sql, feed: str, *, since: str) -> FeedHistory:
     """One feed's history; `since` starts the window of `recent_entries`."""
     row = db.execute(_ONE_HISTORY, {"feed": feed, "since": since}).fetchone()
     return FeedHistory() if row is None else _history(row)
 
 
-def feed_histories(db: Database, *, since: str) -> dict[str, FeedHistory]:
+def feed_histories(db: Sql, *, since: str) -> dict[str, FeedHistory]:
     """Every feed's history in one pass (for `aggregator feeds` and the daemon's gauges)."""
     return {str(row[0]): _history(row) for row in db.execute(_HISTORY, {"since": since})}
 

@@ -3,12 +3,14 @@ item joined its story."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
-from aggregator.models import Order, Source, StoryEntry, StoryFilter
+from aggregator.enums import Order
+from aggregator.store.connection import Sql
 from aggregator.store.queries import Row, carried_few, dict_rows
+
+if TYPE_CHECKING:
+    from aggregator.models import Source, StoryEntry, StoryFilter
 
 _SOURCES = "(SELECT {} FROM items m JOIN sightings sg ON sg.item_id = m.id WHERE m.story_id = s.id)"
 
@@ -87,7 +89,7 @@ def _unindexed(order: str) -> str:
 
 
 def stories(
-    db: Database,
+    db: Sql,
     *,
     since: str | None,
     min_sources: int,
@@ -118,7 +120,7 @@ def stories(
     return rows
 
 
-def story_items(db: Database, story_id: int) -> list[Row]:
+def story_items(db: Sql, story_id: int) -> list[Row]:
     """The story's items, lead first, each with the signal and score that joined it."""
     return dict_rows(
         db,
@@ -135,7 +137,7 @@ def story_items(db: Database, story_id: int) -> list[Row]:
     )
 
 
-def story(db: Database, story_id: int) -> Row | None:
+def story(db: Sql, story_id: int) -> Row | None:
     rows = dict_rows(
         db,
         "SELECT id AS story, title, lead_item_id, item_count AS items, first_seen_at,"
@@ -145,9 +147,12 @@ def story(db: Database, story_id: int) -> Row | None:
     return rows[0] if rows else None
 
 
-def export_entries(db: Database, wanted: StoryFilter) -> list[StoryEntry]:
+def export_entries(db: Sql, wanted: StoryFilter) -> list[StoryEntry]:
     """Stories with their lead item's content, latest first, each with its sources (earliest
     first) and the tags of the feeds that carried it: what exports and served feeds publish."""
+    # Here, not above: the listings need no dataclass (models builds 25 of them on import).
+    from aggregator.models import StoryEntry
+
     source, time, order = _story_order(wanted.sort, join="JOIN")
     few = wanted.sort != Order.PUBLISHED and carried_few(
         db, wanted.feed, wanted.tag, limit=wanted.limit
@@ -187,8 +192,10 @@ def _in(ids: list[int]) -> str:
     return ", ".join("?" for _ in ids)
 
 
-def _sources(db: Database, ids: list[int]) -> dict[int, list[Source]]:
+def _sources(db: Sql, ids: list[int]) -> dict[int, list[Source]]:
     """Each story's (feed, link) pairs, the earliest seen first."""
+    from aggregator.models import Source
+
     found: dict[int, list[Source]] = {}
     if not ids:
         return found
@@ -203,7 +210,7 @@ def _sources(db: Database, ids: list[int]) -> dict[int, list[Source]]:
     return found
 
 
-def _tags(db: Database, ids: list[int]) -> dict[int, set[str]]:
+def _tags(db: Sql, ids: list[int]) -> dict[int, set[str]]:
     found: dict[int, set[str]] = {}
     if not ids:
         return found
