@@ -8,6 +8,7 @@ counts as dead here (AGGREGATOR_BROKER_DEAD_AFTER_MS), instead of 60 s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -215,6 +216,26 @@ def spawn_workers(
     yield spawn
     for group in started:
         group.stop()
+
+
+@contextlib.contextmanager
+def worker_in_thread(settings: Any, url: str, *, threads: int, wait: bool = True) -> Iterator[None]:
+    """`tasks.run_worker` on a thread of the test (for a monkeypatched stage), stopped at
+    the end; with `wait`, only once it is consuming."""
+    stop, ready = threading.Event(), threading.Event()
+    worker = threading.Thread(
+        target=tasks.run_worker,
+        args=(settings, url),
+        kwargs={"threads": threads, "stop": stop, "ready": lambda _: ready.set()},
+        daemon=True,
+    )
+    worker.start()
+    try:
+        assert not wait or ready.wait(30), "the worker did not start"
+        yield
+    finally:
+        stop.set()
+        worker.join(30)
 
 
 def distributed(config: Config, db: Path, url: str, timeout: float = 90) -> list[FeedOutcome]:
@@ -558,61 +579,46 @@ def test_delayed_messages_a_worker_lost_with_its_connection_are_put_back(
     redis_server: RedisServer,
     conn: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Dramatiq forgets the delayed messages a worker holds when its connection to Redis
     breaks, while Redis still lists them as that live worker's: without `Orphans` they would
     wait for the worker's restart."""
     monkeypatch.setattr(orphans, "CHECK_S", 0.2)
     server.add("/feed.xml", rss([{"title": "One", "link": server.url("/a/1"), "guid": "1"}]))
-    seen: list[str] = []
+    caplog.set_level(logging.WARNING)
 
-    class Seen(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(f"{record.name}: {record.getMessage()}")
+    def seen() -> list[str]:
+        return [f"{r.name}: {r.getMessage()}" for r in caplog.records]
 
-    handler = Seen(logging.WARNING)
-    for name in ("dramatiq", "aggregator.engine.orphans"):
-        logging.getLogger(name).addHandler(handler)
-        monkeypatch.setattr(logging.getLogger(name), "propagate", False)
-    stop, ready = threading.Event(), threading.Event()
-    worker = threading.Thread(
-        target=tasks.run_worker,
-        args=(load_settings(), redis_server.url),
-        kwargs={"threads": 1, "stop": stop, "ready": lambda _: ready.set()},
-        daemon=True,
-    )
-    worker.start()
     broker = brokers.make_broker(redis_server.url)
     try:
-        assert ready.wait(30), "the worker did not start"
-        tasks.declare_actors(broker, None)
-        poll = FeedPoll("news", server.url("/feed.xml"), Validators(), 10**6, 100)
-        tasks.send(broker, tasks.message(brokers.FETCH, tasks.POLL, encode(poll)), delay_ms=3000)
-        held = f"{brokers.NAMESPACE}:__acks__.*.fetch.DQ"
-        wait_for(
-            lambda: any(conn.scard(key) for key in conn.keys(held)),
-            timeout=30,
-            what="the worker holding the delayed message",
-        )
-        redis_server.stop()
-        wait_for(  # the consumer of delayed messages itself
-            lambda: any("(fetch.DQ): Consumer encountered a connection" in m for m in seen),
-            timeout=30,
-            what="the worker's consumer of delayed messages losing Redis",
-        )
-        redis_server.start()
-        wait_for(
-            lambda: conn.llen(f"{brokers.NAMESPACE}:commit"),
-            timeout=60,
-            what="the feed's poll answered on the commit queue",
-        )
+        with worker_in_thread(load_settings(), redis_server.url, threads=1):
+            tasks.declare_actors(broker, None)
+            poll = FeedPoll("news", server.url("/feed.xml"), Validators(), 10**6, 100)
+            message = tasks.message(brokers.FETCH, tasks.POLL, encode(poll))
+            tasks.send(broker, message, delay_ms=3000)
+            held = f"{brokers.NAMESPACE}:__acks__.*.fetch.DQ"
+            wait_for(
+                lambda: any(conn.scard(key) for key in conn.keys(held)),
+                timeout=30,
+                what="the worker holding the delayed message",
+            )
+            redis_server.stop()
+            wait_for(  # the consumer of delayed messages itself
+                lambda: any("(fetch.DQ): Consumer encountered a connection" in m for m in seen()),
+                timeout=30,
+                what="the worker's consumer of delayed messages losing Redis",
+            )
+            redis_server.start()
+            wait_for(
+                lambda: conn.llen(f"{brokers.NAMESPACE}:commit"),
+                timeout=60,
+                what="the feed's poll answered on the commit queue",
+            )
     finally:
-        stop.set()
-        worker.join(30)
         broker.client.close()
-        for name in ("dramatiq", "aggregator.engine.orphans"):
-            logging.getLogger(name).removeHandler(handler)
-    assert any("putting them back" in line for line in seen), seen
+    assert any("putting them back" in line for line in seen()), seen()
     assert server.hits("/feed.xml") == 1
 
 
@@ -695,20 +701,8 @@ def test_a_poison_page_ends_as_a_recorded_failure_after_bounded_tries(
         return real(body, url=url, charset=charset)
 
     monkeypatch.setattr(tasks, "extract_article", crashing)
-    stop, ready = threading.Event(), threading.Event()
-    worker = threading.Thread(
-        target=tasks.run_worker,
-        args=(config.settings, redis_server.url),
-        kwargs={"threads": 2, "stop": stop, "ready": lambda _: ready.set()},
-        daemon=True,
-    )
-    worker.start()
-    try:
-        assert ready.wait(30), "the worker did not start"
+    with worker_in_thread(config.settings, redis_server.url, threads=2):
         outcomes = distributed(config, tmp_path / "news.db", redis_server.url)
-    finally:
-        stop.set()
-        worker.join(30)
     assert [o.outcome for o in outcomes] == ["ok"]
     ((status, error, attempts),) = query(
         tmp_path / "news.db",
@@ -740,23 +734,12 @@ def test_a_message_whose_worker_keeps_dying_is_given_up(
         sent = broker.enqueue(tasks.message(brokers.EXTRACT, tasks.EXTRACT_PAGE, encode(job)))
         key = f"{brokers.NAMESPACE}:delivery:{sent.options['redis_message_id']}"
         conn.set(key, tasks.MAX_DELIVERIES)  # three workers died under it already
-        stop = threading.Event()
-        worker = threading.Thread(
-            target=tasks.run_worker,
-            args=(load_settings(), redis_server.url),
-            kwargs={"threads": 1, "stop": stop},
-            daemon=True,
-        )
-        worker.start()
-        try:
+        with worker_in_thread(load_settings(), redis_server.url, threads=1, wait=False):
             wait_for(
                 lambda: conn.llen(f"{brokers.NAMESPACE}:commit"),
                 timeout=30,
                 what="the given-up message on the commit queue",
             )
-        finally:
-            stop.set()
-            worker.join(30)
         (given_up,) = conn.hvals(f"{brokers.NAMESPACE}:commit.msgs")
         message = json.loads(given_up)
         assert message["actor_name"] == tasks.GAVE_UP
