@@ -47,25 +47,24 @@ def stored_fingerprint(
     return Fingerprint(source, bytes(signature), (), int(shingles or 0), int(version))
 
 
-def _copy(row: Any) -> Copy:
+def _copy(row: Sequence[Any]) -> Copy:
+    """A row of _COPY_COLUMNS, by position (a lookup reads dozens per new item)."""
+    item_id, seen, url, declared, title_key, source, sig, shingles, version, story, feeds = row
     return Copy(
-        item_id=int(row["id"]),
-        first_seen_at=str(row["first_seen_at"]),
-        url=row["url"],
-        declared=row["canonical_url"],
-        title_key=row["title_key"],
-        fingerprint=stored_fingerprint(
-            row["source"], row["signature"], row["shingles"], row["version"]
-        ),
-        story_id=row["story_id"],
-        feeds=frozenset(row["feeds"].split(",")) if row["feeds"] else frozenset(),
+        item_id=int(item_id),
+        first_seen_at=str(seen),
+        url=url,
+        declared=declared,
+        title_key=title_key,
+        fingerprint=stored_fingerprint(source, sig, shingles, version),
+        story_id=story,
+        feeds=frozenset(feeds.split(",")) if feeds else frozenset(),
     )
 
 
 def _copies(db: Database, where: str, params: Sequence[Any]) -> list[Copy]:
     cursor = db.execute(f"SELECT {_COPY_COLUMNS} FROM {_COPY_SOURCE} {where}", params)
-    names = [d[0] for d in cursor.description]
-    return [_copy(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+    return [_copy(row) for row in cursor.fetchall()]
 
 
 def load_copy(db: Database, item_id: int) -> Copy:
@@ -171,46 +170,72 @@ def by_bands(
     those bands, one per story, the newest first (at most `limit`), with their fingerprints
     only (what the boilerplate looks like).
 
-    One query. Each bucket is read from its newest row, BUCKET_READ rows at most, so a bucket
-    that a teaser repeated under every headline has filled costs no more than any other: the
-    rows read are at most bands x weeks of the window x BUCKET_READ, whatever the store holds.
+    One query reads the buckets; Python sorts the few hundred rows it returns (in SQL the
+    grouping cost twice the reading). Each bucket is read from its newest row, BUCKET_READ
+    rows at most, so a bucket that a teaser repeated under every headline has filled costs no
+    more than any other: the rows read are at most bands x weeks of the window x BUCKET_READ,
+    whatever the store holds.
     """
     weeks = range(week_of(start), week_of(end) + 1)
     probes = [(week, band, key) for week in weeks for band, key in enumerate(bands)]
     params: list[Any] = [value for probe in probes for value in probe]
-    rows = db.execute(
-        f"WITH probe(week, band, key) AS (VALUES {', '.join('(?, ?, ?)' for _ in probes)}),"
+    hits: list[tuple[int, int, int, str]] = db.execute(
+        f"WITH probe(week, band, key) AS (VALUES {', '.join('(?, ?, ?)' for _ in probes)})"
+        " SELECT probe.band, l.item_id, i.story_id, i.first_seen_at"
+        " FROM probe JOIN lsh_bands l ON l.week = probe.week AND l.band = probe.band"
         # One bucket's rows from its (BUCKET_READ + 1)th newest on: the new copy's own row is
         # among them, and left out.
-        " hits AS MATERIALIZED (SELECT probe.band, l.item_id, i.story_id, i.first_seen_at"
-        " FROM probe JOIN lsh_bands l ON l.week = probe.week AND l.band = probe.band"
         " AND l.key = probe.key AND l.item_id >= coalesce((SELECT x.item_id FROM lsh_bands x"
         " WHERE x.week = probe.week AND x.band = probe.band AND x.key = probe.key"
         " ORDER BY x.item_id DESC LIMIT 1 OFFSET ?), 0)"
-        " JOIN items i ON i.id = l.item_id WHERE l.item_id != ? AND i.story_id IS NOT NULL),"
-        " boilerplate AS (SELECT band FROM hits GROUP BY band"
-        " HAVING count(DISTINCT story_id) > ?)"
-        " SELECT 'candidate', item_id, NULL, NULL, NULL, NULL, NULL, NULL FROM (SELECT item_id,"
-        " count(DISTINCT band) AS shared FROM hits WHERE first_seen_at BETWEEN ? AND ?"
-        " AND band NOT IN boilerplate GROUP BY item_id ORDER BY shared DESC, item_id DESC"
-        " LIMIT ?) UNION ALL"
-        " SELECT 'boilerplate', b.item_id, b.story_id, b.first_seen_at, f.source, f.signature,"
-        " f.shingles, f.version FROM (SELECT max(item_id) AS item_id, story_id, first_seen_at"
-        " FROM hits WHERE band IN boilerplate GROUP BY story_id ORDER BY 1 DESC LIMIT ?) b"
-        " JOIN item_fingerprints f ON f.item_id = b.item_id",
-        [*params, BUCKET_READ, new.item_id, crowd, start, end, limit, limit],
+        " JOIN items i ON i.id = l.item_id WHERE l.item_id != ? AND i.story_id IS NOT NULL",
+        [*params, BUCKET_READ, new.item_id],
     ).fetchall()
-    background = [
-        Copy(int(item), str(seen), story_id=story, fingerprint=stored_fingerprint(*stored))
-        for kind, item, story, seen, *stored in rows
-        if kind == "boilerplate"
-    ]
-    ranked = [int(row[1]) for row in rows if row[0] == "candidate"]
+    stories_in: dict[int, set[int]] = {}
+    for band, _, story, _ in hits:
+        stories_in.setdefault(band, set()).add(story)
+    crowded = {band for band, stories in stories_in.items() if len(stories) > crowd}
+    shared: dict[int, set[int]] = {}  # item: the uncrowded bands it shares, when in the window
+    newest: dict[int, int] = {}  # story: its newest item in a crowded band
+    seen_at: dict[int, tuple[int, str]] = {}
+    for band, item, story, seen in hits:
+        if band in crowded:
+            newest[story] = max(item, newest.get(story, 0))
+            seen_at[item] = (story, seen)
+        elif start <= seen <= end:
+            shared.setdefault(item, set()).add(band)
+    background = _background(db, sorted(newest.values(), reverse=True)[:limit], seen_at)
+    ranked = sorted(shared, key=lambda item: (-len(shared[item]), -item))[:limit]
     if not ranked:
         return [], background
     marks = ", ".join("?" for _ in ranked)
     found = {c.item_id: c for c in _copies(db, f"WHERE i.id IN ({marks})", ranked)}
     return [found[i] for i in ranked if i in found], background
+
+
+def _background(
+    db: Database, item_ids: Sequence[int], seen_at: dict[int, tuple[int, str]]
+) -> list[Copy]:
+    """The copies `item_ids`, in that order, with their fingerprints only."""
+    if not item_ids:
+        return []
+    marks = ", ".join("?" for _ in item_ids)
+    rows = db.execute(
+        "SELECT item_id, source, signature, shingles, version FROM item_fingerprints"
+        f" WHERE item_id IN ({marks})",
+        list(item_ids),
+    ).fetchall()
+    stored = {int(item): fields for item, *fields in rows}
+    return [
+        Copy(
+            item,
+            seen_at[item][1],
+            story_id=seen_at[item][0],
+            fingerprint=stored_fingerprint(*stored[item]),
+        )
+        for item in item_ids
+        if item in stored
+    ]
 
 
 def split_from(db: Database, item_id: int) -> frozenset[int]:
