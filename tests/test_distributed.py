@@ -783,6 +783,89 @@ def test_the_cli_worker_commands(
     assert "no broker" in unset.output
 
 
+def table_row(table: str, first: str) -> dict[str, str]:
+    """The `fetch` table's row whose first cell is `first`, by column."""
+    rows = [
+        [cell.strip() for cell in line.replace("┃", "│").split("│")[1:-1]]
+        for line in table.splitlines()
+    ]
+    header = next(r for r in rows if r and r[0] == "feed")
+    found = next((r for r in rows if r and r[0] == first), None)
+    assert found is not None, f"no row {first!r} in:\n{table}"
+    return dict(zip(header, found, strict=True))
+
+
+def test_fetch_through_the_broker_counts_failed_pages_and_force_asks_without_validators(
+    server: LocalServer,
+    redis_server: RedisServer,
+    spawn_workers: Callable[..., WorkerProcesses],
+    tmp_path: Path,
+) -> None:
+    """`aggregator fetch --broker`, a writer in this process and two worker processes: each
+    feed's pages fetched and failed are counted as in the embedded mode, and --force asks
+    every feed without its stored validators."""
+    html = "text/html; charset=utf-8"
+    server.add("/strike", article_page(STRIKE_TITLE, STRIKE), content_type=html)
+    server.add(
+        "/wire.xml",
+        rss([{"title": STRIKE_TITLE, "link": server.url("/strike"), "guid": "w1"}]),
+        etag='"v1"',
+    )
+    server.add(
+        "/broken.xml",
+        rss(
+            [
+                {"title": f"Harbour story {n}", "link": server.url(f"/b/{n}"), "guid": f"b{n}"}
+                for n in range(1, 7)
+            ]
+        ),
+    )
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        {"wire": server.url("/wire.xml"), "broken": server.url("/broken.xml")},
+    )
+    spawn_workers(config, 2)
+
+    def fetch(db: str, *args: str) -> tuple[str, dict[str, str]]:
+        server.clear_log()
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(config), "--db", str(tmp_path / db), "fetch", *args],
+            env={"COLUMNS": "200"},
+        )
+        assert result.exit_code == 0, result.output
+        (request,) = [r for r in server.requests if r.path == "/wire.xml"]
+        return result.stdout, request.headers
+
+    def both(*args: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """The pass through the broker, checked against the same pass embedded."""
+        table, headers = fetch("news.db", "--broker", redis_server.url, *args)
+        embedded, _ = fetch("embedded.db", *args)
+        rows = {feed: table_row(table, feed) for feed in ("wire", "broken")}
+        for feed, row in rows.items():
+            alike = table_row(embedded, feed)
+            for column in ("result", "entries", "new", "pages", "failed"):
+                assert row[column] == alike[column], (feed, column, table, embedded)
+        return rows, headers
+
+    rows, _ = both()
+    assert [rows["broken"][c] for c in ("result", "pages", "failed")] == ["ok (degraded)", "6", "6"]
+    assert [rows["wire"][c] for c in ("result", "pages", "failed")] == ["ok", "1", "0"]
+    statuses = query(tmp_path / "news.db", "SELECT extract_status, count(*) FROM items GROUP BY 1")
+    assert sorted(statuses) == [("failed", 6), ("ok", 1)]
+
+    # Passes follow each other within a second: two polls of a feed may share a fetch time.
+    rows, headers = both()
+    assert (rows["wire"]["result"], headers.get("if-none-match")) == ("not_modified", '"v1"')
+    assert (rows["broken"]["pages"], rows["broken"]["failed"]) == ("6", "6")  # tried again
+    rows, headers = both("--force")
+    assert rows["wire"]["result"] == "ok"  # the whole feed, not a 304
+    assert "if-none-match" not in headers
+    # The full answer's validators were kept: the next pass is conditional again.
+    rows, headers = both()
+    assert (rows["wire"]["result"], headers.get("if-none-match")) == ("not_modified", '"v1"')
+
+
 def test_the_daemon_with_a_broker_schedules_and_commits_and_is_the_one_writer(
     server: LocalServer,
     redis_server: RedisServer,

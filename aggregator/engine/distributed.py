@@ -28,6 +28,7 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -170,6 +171,7 @@ class DistributedRun(RunContext):
         self._conn: redis.Redis
         self._lease: brokers.WriterLease | None = None
         self._waiting: dict[str, asyncio.Future[FeedOutcome]] = {}
+        self._asked: dict[str, str] = {}  # feed -> the ask_id of its poll not answered yet
         self._pages: dict[str, _Page] = {}  # canonical URL -> the page asked for
         self._pages_sent: dict[str, int] = {}  # feed -> pages asked for in this run
         self._pages_failed: dict[str, int] = {}  # feed -> of those, answered without article
@@ -296,7 +298,9 @@ class DistributedRun(RunContext):
             Validators() if self._force else Validators(state.etag, state.last_modified),
             max_bytes=settings.max_feed_bytes,
             max_entries=settings.max_entries,
+            ask_id=uuid.uuid4().hex,
         )
+        self._asked[feed.name] = poll.ask_id
         answer = asyncio.get_running_loop().create_future()
         self._waiting[feed.name] = answer
         await self._send(tasks.message(brokers.FETCH, tasks.POLL, encode(poll)))
@@ -439,7 +443,11 @@ class DistributedRun(RunContext):
         if feed is None:
             self._answer(FeedOutcome(done.feed, Outcome.CONFIG_ERROR, error="not in feeds.yaml"))
             return
-        if self.store.has_fetch(feed.name, started_at=done.started_at, url=done.url):
+        # The answer asked for is applied; any other is a repeat when its fetch is recorded
+        # already (fetch times are to the second: two polls of a feed may share one).
+        if done.ask_id and self._asked.get(feed.name) == done.ask_id:
+            del self._asked[feed.name]
+        elif self.store.has_fetch(feed.name, started_at=done.started_at, url=done.url):
             log.info("the answer for %s was delivered twice; applied once", feed.name)
             return
         state = self.store.feed_state(feed.name)
@@ -517,7 +525,9 @@ class DistributedRun(RunContext):
             poll = decode(FeedPoll, args[0])
             failed = tasks.PollError(Outcome.INTERNAL_ERROR, f"polling the feed gave up: {why}")
             now = iso_utc(self.clock())
-            await self._apply_poll(tasks.PollDone(poll.feed, poll.url, now, None, failed))
+            await self._apply_poll(
+                tasks.PollDone(poll.feed, poll.url, now, None, failed, poll.ask_id)
+            )
         elif actor in (tasks.FETCH_PAGE, tasks.EXTRACT_PAGE):
             if actor == tasks.FETCH_PAGE:
                 task = decode(tasks.PageTask, args[0])

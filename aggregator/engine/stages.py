@@ -51,6 +51,8 @@ class FeedPoll:
     validators: Validators
     max_bytes: int
     max_entries: int
+    # Distributed mode: the writer's name for this request, which the answer carries back.
+    ask_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

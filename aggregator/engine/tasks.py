@@ -133,6 +133,7 @@ class PollDone:
     started_at: str  # when the worker started the request (the fetch record's time)
     polled: PolledFeed | None
     error: PollError | None = None
+    ask_id: str = ""  # the FeedPoll's: tells the answer the writer waits for from a repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +370,7 @@ def declare_actors(broker: Broker, runtime: Runtime | None) -> None:
         started = iso_utc(utc_now())
         try:
             polled = await poll_feed(request, fetcher=runtime.fetcher(), workers=runtime.workers)
-            done = PollDone(request.feed, request.url, started, polled)
+            done = PollDone(request.feed, request.url, started, polled, ask_id=request.ask_id)
         except AggregatorError as exc:
             error = PollError(
                 exc.outcome,
@@ -377,7 +378,7 @@ def declare_actors(broker: Broker, runtime: Runtime | None) -> None:
                 getattr(exc, "status", None),
                 getattr(exc, "retry_after_s", None),
             )
-            done = PollDone(request.feed, request.url, started, None, error)
+            done = PollDone(request.feed, request.url, started, None, error, request.ask_id)
         except HostBusy as busy:
             await runtime.later(POLL, brokers.FETCH, payload, busy.wait_ms)
             return
