@@ -72,7 +72,11 @@ def candidates(book: StoryBook, new: Copy, policy: DedupPolicy) -> Candidates:
 
 
 def _usable(copies: Iterable[Copy]) -> list[Copy]:
-    return [replace(c, fingerprint=dedup.usable(c.fingerprint)) for c in copies]
+    # Nearly every stored fingerprint is usable: a copy is rebuilt only when it is not.
+    return [
+        c if (fp := dedup.usable(c.fingerprint)) is c.fingerprint else replace(c, fingerprint=fp)
+        for c in copies
+    ]
 
 
 def find_match(
