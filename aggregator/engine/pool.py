@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, InternalError
 from aggregator.extract.article import extract_article
 from aggregator.models import Article, Fingerprint, Outcome, ParsedFeed, Settings
 from aggregator.parse.feed import parse_feed
@@ -48,6 +48,18 @@ class WorkerTimeout(AggregatorError):
 # slow on giant pages: past these limits the worker is killed rather than waited for.
 PARSE_TIMEOUT_S = 60.0
 EXTRACT_TIMEOUT_S = 30.0
+# Fingerprints asked for together (a feed's new entries) go to the workers as one job per
+# this many, or per this many characters of text: a job's round trip costs more than
+# fingerprinting a summary, and a large text still goes on its own.
+FINGERPRINT_BATCH = 64
+FINGERPRINT_BATCH_CHARS = 1_000_000
+# What the forkserver imports before forking workers: trafilatura and datasketch too, as
+# extract and dedup import them lazily to keep the CLI's start fast and each fresh worker
+# would pay for them again. A run that extracts nothing leaves trafilatura out.
+PRELOAD = ("aggregator.engine.pool", "trafilatura", "datasketch")
+PRELOAD_WITHOUT_EXTRACTION = ("aggregator.engine.pool", "datasketch")
+
+_Text = tuple[str | None, str | None, str | None]  # title, text, summary
 
 
 def _start_worker(pid: int) -> None:
@@ -166,6 +178,9 @@ class Workers:
             memory_limit_bytes = Settings().worker_memory_limit_bytes
         self.memory_limit_bytes = memory_limit_bytes
         self.recycled = 0  # pools retired because a worker passed memory_limit_bytes
+        self.preload: tuple[str, ...] = (
+            PRELOAD  # set before the first job (RunContext does, for --no-extract)
+        )
         self.peak_worker_bytes = 0  # the most any worker has held (for benchmarks/hostile)
         self._current: _Pool | None = None
         # One per event loop: a Workers outlives the asyncio.run of a test or a CLI command,
@@ -173,6 +188,11 @@ class Workers:
         self._free: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        # Fingerprints asked for in this turn of each event loop, sent together at its end.
+        self._asked: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[_Text, asyncio.Future[Fingerprint | None]]]
+        ] = weakref.WeakKeyDictionary()
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _pool(self) -> _Pool:
         if self._current is None:
@@ -180,11 +200,7 @@ class Workers:
                 executor: Executor = ThreadPoolExecutor(max_workers=1)
             else:
                 context = multiprocessing.get_context("forkserver")
-                # trafilatura and datasketch too: extract and dedup import them lazily to keep
-                # the CLI's start fast, and each fresh worker would pay for them again.
-                context.set_forkserver_preload(
-                    ["aggregator.engine.pool", "trafilatura", "datasketch"]
-                )
+                context.set_forkserver_preload(list(self.preload))
                 executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=context,
@@ -318,16 +334,76 @@ class Workers:
     async def fingerprint(
         self, title: str | None, text: str | None, summary: str | None
     ) -> Fingerprint | None:
-        """The item's MinHash fingerprint for near-duplicate detection (dedup.fingerprint)."""
-        result: Fingerprint | None = await self._run(
-            fingerprint,
-            title,
-            text,
-            summary,
-            timeout=self.extract_timeout_s,
-            what="fingerprinting the article",
-        )
-        return result
+        """The item's MinHash fingerprint for near-duplicate detection (dedup.fingerprint).
+
+        The fingerprints asked for in one turn of the event loop (a feed's new entries are
+        asked for all at once) go to the workers together, FINGERPRINT_BATCH to a job."""
+        loop = asyncio.get_running_loop()
+        asked = self._asked.get(loop)
+        if asked is None:
+            asked = self._asked[loop] = []
+            loop.call_soon(self._send_fingerprints, loop)
+        future: asyncio.Future[Fingerprint | None] = loop.create_future()
+        asked.append(((title, text, summary), future))
+        return await future
+
+    def _send_fingerprints(self, loop: asyncio.AbstractEventLoop) -> None:
+        asked = self._asked.pop(loop, [])
+        # Spread over the workers, but no more than FINGERPRINT_BATCH texts to a job.
+        per_job = min(FINGERPRINT_BATCH, -(-len(asked) // max(1, self.processes)))
+        chunk: list[tuple[_Text, asyncio.Future[Fingerprint | None]]] = []
+        size = 0
+        for one in asked:
+            length = sum(len(part or "") for part in one[0])
+            if chunk and (len(chunk) >= per_job or size + length > FINGERPRINT_BATCH_CHARS):
+                self._send_chunk(loop, chunk)
+                chunk, size = [], 0
+            chunk.append(one)
+            size += length
+        if chunk:
+            self._send_chunk(loop, chunk)
+
+    def _send_chunk(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        chunk: list[tuple[_Text, asyncio.Future[Fingerprint | None]]],
+    ) -> None:
+        task = loop.create_task(self._fingerprint_chunk(chunk))
+        self._sending.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._sending.discard)
+
+    async def _fingerprint_chunk(
+        self, chunk: list[tuple[_Text, asyncio.Future[Fingerprint | None]]]
+    ) -> None:
+        wanted = [(text, future) for text, future in chunk if not future.done()]
+        if not wanted:
+            return  # every caller gave up (its feed's deadline)
+        try:
+            what = "fingerprinting the article" if len(wanted) == 1 else "fingerprinting articles"
+            results: list[Fingerprint | AggregatorError | None] = await self._run(
+                _fingerprints,
+                [text for text, _ in wanted],
+                timeout=self.extract_timeout_s,
+                what=what,
+            )
+        except BaseException as exc:
+            for _, future in wanted:
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(wanted, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, AggregatorError):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     def close(self) -> None:
         """Shut the pool down; jobs still queued are cancelled, running ones finish."""
@@ -353,3 +429,17 @@ def _parse(
 
 def _extract(body: bytes, url: str, charset: str | None) -> Article:
     return extract_article(body, url=url, charset=charset)
+
+
+def _fingerprints(texts: list[_Text]) -> list[Fingerprint | AggregatorError | None]:
+    """Each text's fingerprint, or what went wrong with it alone: one odd text must not cost
+    the others theirs."""
+    results: list[Fingerprint | AggregatorError | None] = []
+    for title, text, summary in texts:
+        try:
+            results.append(fingerprint(title, text, summary))
+        except AggregatorError as exc:
+            results.append(exc)
+        except Exception as exc:
+            results.append(InternalError(f"fingerprinting failed unexpectedly: {exc!r}"))
+    return results

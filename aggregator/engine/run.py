@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from aggregator.engine.pool import Workers
+from aggregator.engine.pool import PRELOAD_WITHOUT_EXTRACTION, Workers
 from aggregator.engine.refresh import PageRetried, PageRetry, Pipeline
 from aggregator.fetch.client import Fetcher
 from aggregator.models import Config, FeedConfig, FeedOutcome, Outcome
@@ -53,6 +53,8 @@ class RunContext:
         self._own_workers = workers is None
         self.workers = workers or Workers()
         self.workers.memory_limit_bytes = config.settings.worker_memory_limit_bytes
+        if not extract:  # no page is extracted in this run: its workers need no trafilatura
+            self.workers.preload = PRELOAD_WITHOUT_EXTRACTION
         self._extract = extract
         self._force = force
         self._rng = rng or random.Random()

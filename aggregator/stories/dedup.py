@@ -29,8 +29,8 @@ import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from functools import cache
+from datetime import datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -270,8 +270,15 @@ def comparable(new: Copy, other: Copy, policy: DedupPolicy) -> float | None:
 # -- decisions ----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _moment(text: str) -> datetime:
+    """A stored time, parsed once: a placement compares every candidate's with the new copy's,
+    and a feed's entries share theirs."""
+    return parse_iso(text)
+
+
 def within_window(new: Copy, other: Copy, policy: DedupPolicy) -> bool:
-    apart = parse_iso(new.first_seen_at) - parse_iso(other.first_seen_at)
+    apart = _moment(new.first_seen_at) - _moment(other.first_seen_at)
     return abs(apart) <= timedelta(seconds=policy.window_s)
 
 
