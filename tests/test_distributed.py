@@ -49,6 +49,8 @@ JITTER_S = 0.1
 FAST = {
     "AGGREGATOR_BROKER_DEAD_AFTER_MS": str(DEAD_AFTER_MS),
     "AGGREGATOR_BROKER_RETRY_BACKOFF_MS": "50",
+    # A message a worker lost with its connection (Redis restarted) is back within a second.
+    "AGGREGATOR_BROKER_ORPHAN_CHECK_MS": "500",
     # Dramatiq's idle poll (ms): workers stop (and notice new messages) sooner.
     "dramatiq_worker_timeout": "250",
 }
