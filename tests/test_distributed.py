@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import redis
+from cli_tables import row
 from click.testing import CliRunner
 from daemon_helpers import spawn, terminate
 from feeds_builder import article_page, partner_page, rss
@@ -785,18 +786,6 @@ def test_the_cli_worker_commands(
     assert "no broker" in unset.output
 
 
-def table_row(table: str, first: str) -> dict[str, str]:
-    """The `fetch` table's row whose first cell is `first`, by column."""
-    rows = [
-        [cell.strip() for cell in line.replace("┃", "│").split("│")[1:-1]]
-        for line in table.splitlines()
-    ]
-    header = next(r for r in rows if r and r[0] == "feed")
-    found = next((r for r in rows if r and r[0] == first), None)
-    assert found is not None, f"no row {first!r} in:\n{table}"
-    return dict(zip(header, found, strict=True))
-
-
 def test_fetch_through_the_broker_counts_failed_pages_and_force_asks_without_validators(
     server: LocalServer,
     redis_server: RedisServer,
@@ -843,11 +832,11 @@ def test_fetch_through_the_broker_counts_failed_pages_and_force_asks_without_val
         """The pass through the broker, checked against the same pass embedded."""
         table, headers = fetch("news.db", "--broker", redis_server.url, *args)
         embedded, _ = fetch("embedded.db", *args)
-        rows = {feed: table_row(table, feed) for feed in ("wire", "broken")}
-        for feed, row in rows.items():
-            alike = table_row(embedded, feed)
+        rows = {feed: row(table, feed) for feed in ("wire", "broken")}
+        for feed, ours in rows.items():
+            alike = row(embedded, feed)
             for column in ("result", "entries", "new", "pages", "failed"):
-                assert row[column] == alike[column], (feed, column, table, embedded)
+                assert ours[column] == alike[column], (feed, column, table, embedded)
         return rows, headers
 
     rows, _ = both()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_tables import cells
 from click.testing import CliRunner, Result
 from feeds_builder import article_page, rss
 from localserver import LocalServer
@@ -84,15 +85,6 @@ class Desk:
 @pytest.fixture
 def desk(server: LocalServer, tmp_path: Path) -> Desk:
     return Desk(server, tmp_path)
-
-
-def cells(table: str, first: str) -> list[str]:
-    """The cells of the table row whose first cell is `first`."""
-    for line in table.splitlines():
-        parts = [cell.strip() for cell in line.replace("┃", "│").split("│")[1:-1]]
-        if parts and parts[0] == first:
-            return parts
-    raise AssertionError(f"no row {first!r} in:\n{table}")
 
 
 def words(text: str) -> str:
