@@ -155,3 +155,27 @@ def test_a_worker_over_the_memory_limit_is_replaced(caplog: pytest.LogCaptureFix
 
     asyncio.run(scenario())
     assert "over worker_memory_limit" in caplog.text
+
+
+def test_workers_are_replaced_after_their_share_of_jobs() -> None:
+    """However little memory they hold, a pool's workers give way to fresh ones after
+    jobs_per_worker jobs each; jobs asked for meanwhile all get their results."""
+
+    async def scenario() -> None:
+        workers = Workers(2, jobs_per_worker=3)
+        try:
+            first = await asyncio.gather(
+                *(workers._run(grow, 0, timeout=30, what="growing") for _ in range(6))
+            )
+            assert workers.renewed == 1
+            second = await asyncio.gather(
+                *(workers._run(grow, 0, timeout=30, what="growing") for _ in range(6))
+            )
+            assert workers.renewed == 2
+            assert {pid for pid, _ in first}.isdisjoint(pid for pid, _ in second)
+            assert workers.recycled == 0  # nothing was over the memory limit
+            assert (await workers.parse(GOOD, "https://e.org/f", None, None, 10)).entries
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())

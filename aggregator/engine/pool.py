@@ -56,6 +56,11 @@ FINGERPRINT_BATCH_CHARS = 1_000_000
 # What the forkserver imports before forking workers: trafilatura and datasketch too, as
 # extract and dedup import them lazily to keep the CLI's start fast and each fresh worker
 # would pay for them again. A run that extracts nothing leaves trafilatura out.
+# Jobs a worker process does before the pool is replaced by fresh ones, whatever its memory:
+# trafilatura, htmldate and lxml keep caches that only grow, and a slow leak in a C library
+# never crosses worker_memory_limit in one job. A fresh pool costs milliseconds (forkserver);
+# at 1,000 jobs a pool of two lasts about 1,000 articles (an extraction and a fingerprint each).
+JOBS_PER_WORKER = 1000
 PRELOAD = ("aggregator.engine.pool", "trafilatura", "datasketch")
 PRELOAD_WITHOUT_EXTRACTION = ("aggregator.engine.pool", "datasketch")
 
@@ -142,6 +147,7 @@ def _measured(func: Any, *args: Any) -> _Done:
 class _Pool:
     executor: Executor
     killed: bool = False  # by us, for a stuck job: the others in it did nothing wrong
+    jobs: int = 0  # jobs it has finished
 
 
 class _TakenDown(Exception):
@@ -161,6 +167,7 @@ class Workers:
     exit (`shutdown(wait=False)`, nothing killed). CPython's ProcessPoolExecutor cannot retire
     one worker (one that exits on its own breaks the pool), and `max_tasks_per_child` counts
     jobs, not memory; a fresh pool costs milliseconds (forkserver). `recycled` counts them.
+    A pool is retired the same way after `jobs_per_worker` jobs per process (`renewed`).
     """
 
     def __init__(
@@ -170,14 +177,17 @@ class Workers:
         parse_timeout_s: float = PARSE_TIMEOUT_S,
         extract_timeout_s: float = EXTRACT_TIMEOUT_S,
         memory_limit_bytes: int | None = None,
+        jobs_per_worker: int = JOBS_PER_WORKER,
     ) -> None:
         self.processes = default_processes() if processes is None else processes
+        self.jobs_per_worker = jobs_per_worker
         self.parse_timeout_s = parse_timeout_s
         self.extract_timeout_s = extract_timeout_s
         if memory_limit_bytes is None:
             memory_limit_bytes = Settings().worker_memory_limit_bytes
         self.memory_limit_bytes = memory_limit_bytes
         self.recycled = 0  # pools retired because a worker passed memory_limit_bytes
+        self.renewed = 0  # pools retired after jobs_per_worker jobs a worker
         self.preload: tuple[str, ...] = (
             PRELOAD  # set before the first job (RunContext does, for --no-extract)
         )
@@ -267,8 +277,11 @@ class Workers:
                 return result
             ended: _Done = result
             self.peak_worker_bytes = max(self.peak_worker_bytes, ended.peak)
+            pool.jobs += 1
             if ended.resident > self.memory_limit_bytes:
                 self._retire(pool, ended.resident, what)
+            elif pool.jobs >= self.jobs_per_worker * max(1, self.processes):
+                self._renew(pool)
             if ended.error is not None:
                 raise ended.error
             return ended.result
@@ -284,6 +297,13 @@ class Workers:
                 resident // 2**20,
                 self.memory_limit_bytes // 2**20,
             )
+        self._discard(pool)
+
+    def _renew(self, pool: _Pool) -> None:
+        """`pool` has done its share of jobs: fresh workers from now on, as in `_retire`."""
+        if self._current is pool:
+            self.renewed += 1
+            log.debug("workers did %d jobs; starting fresh ones", pool.jobs)
         self._discard(pool)
 
     def _kill(self, pool: _Pool) -> None:
