@@ -15,6 +15,9 @@ Contenders, each on a fresh SQLite file in a temporary folder, in one run:
   feed and page is on one host here, so `per_host` is raised (8) and `host_gap` set to 0; then
   a second pass over the same store (every feed answers 304). Then again with the default
   `per_host: 2`, and once on a few feeds with every default (`host_gap: 0.5s` paces the host).
+- `aggregator fetch` itself, in a process of its own (start-up, forkserver and all), on every
+  core and then pinned to one (its pool then has one worker): its main process's peak RSS
+  is the memory figure, and its CPU is sampled from /proc (`TreeCPU`).
 - baseline: for each feed `httpx.get` + `feedparser.parse`, for each entry `httpx.get` the page,
   `trafilatura.extract(html)`, and one sqlite-utils `insert` per item: the naive way. Then the
   same loop with one shared `httpx.Client` (`--skip-client-baseline` leaves it out).
@@ -35,6 +38,7 @@ import asyncio
 import logging
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,12 +56,14 @@ sys.path.insert(0, str(PROJECT))  # run as a script from a checkout, like extrac
 sys.path.append(str(PROJECT / "tests"))  # for localserver.LocalServer
 
 from benchmarks import summary  # noqa: E402
-from benchmarks.throughput_cpu import SERVER, cpu_split, measured  # noqa: E402
+from benchmarks.throughput_cpu import SERVER, TreeCPU, cpu_split, measured  # noqa: E402
 from benchmarks.throughput_site import Site, build_site, corpus_files  # noqa: E402
 
 QUICK = (4, 10)
 DEFAULT_PER_HOST = 2  # aggregator.models.Settings.per_host
 ONCE = "ours, all defaults"  # the run that --repeat does not repeat
+CLI = "`aggregator fetch`"
+CLI_ONE_CORE = "`aggregator fetch`, 1 core"
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Result:
     others_cores: float = 0.0  # CPU other programs used meanwhile, per wall second
     own_cpu_s: float = 0.0  # this process alone: ours' main process, and the server's threads
     server_cpu_s: float = 0.0  # of own_cpu_s, the server's request handlers
+    main_rss_mb: float | None = None  # `aggregator fetch` in its own process: its peak RSS
 
     @property
     def items_per_s(self) -> float:
@@ -98,23 +105,11 @@ def ours(
     feed_urls = site.feed_urls[:feeds]
     expected = len(feed_urls) * site.items_per_feed
     from aggregator.config.loader import parse_config
-    from aggregator.config.settings_keys import SETTING_KEYS
     from aggregator.engine.pool import Workers
     from aggregator.engine.run import fetch_feeds
     from aggregator.store import Store
 
-    settings = {k: v for k, v in settings.items() if k in SETTING_KEYS}  # host_gap is new
-    config = parse_config(
-        "\n".join(
-            [
-                "settings:",
-                "  allow_private_networks: true",
-                *(f"  {key}: {value}" for key, value in settings.items()),
-                "feeds:",
-                *(f"  - name: bench-{n:02d}\n    url: {url}" for n, url in enumerate(feed_urls)),
-            ]
-        )
-    )
+    config = parse_config(feeds_yaml(feed_urls, settings))
     s = config.settings
     described = (
         f"concurrency {s.concurrency}, per_host {s.per_host}"
@@ -172,6 +167,94 @@ def ours(
     finally:
         store.close()
     return results
+
+
+def feeds_yaml(feed_urls: list[str], settings: dict[str, str]) -> str:
+    from aggregator.config.settings_keys import SETTING_KEYS
+
+    settings = {k: v for k, v in settings.items() if k in SETTING_KEYS}
+    return "\n".join(
+        [
+            "settings:",
+            "  allow_private_networks: true",
+            *(f"  {key}: {value}" for key, value in settings.items()),
+            "feeds:",
+            *(f"  - name: bench-{n:02d}\n    url: {url}" for n, url in enumerate(feed_urls)),
+        ]
+    )
+
+
+# `aggregator fetch` as its console script runs it, on the cores BENCH_CORES lists (which its
+# forkserver and workers inherit, and which size its pool), then its peak memory on stderr.
+_FETCH_WITH_PEAK_RSS = """\
+import os, resource, sys
+os.sched_setaffinity(0, {int(core) for core in os.environ["BENCH_CORES"].split(",")})
+from aggregator.cli import main
+try:
+    main()
+finally:
+    sys.stderr.write(f"peak-rss-kb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+"""
+
+
+def cli_fetch(
+    server: Any, site: Site, db: Path, *, label: str, settings: dict[str, str], cores: int | None
+) -> Result:
+    """`aggregator fetch` in a process of its own (start-up, forkserver and all), on `cores`
+    cores (None: all); its main process's peak RSS is what the memory target is about."""
+    config = db.with_suffix(".yaml")
+    config.write_text(feeds_yaml(site.feed_urls, settings))
+    allowed = sorted(os.sched_getaffinity(0))
+    pinned = allowed[: cores or len(allowed)]
+    env = os.environ | {
+        "AGGREGATOR_DB": str(db),
+        "PYTHONPATH": str(PROJECT),
+        "BENCH_CORES": ",".join(map(str, pinned)),
+    }
+    server.clear_log()
+    with measured() as m:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _FETCH_WITH_PEAK_RSS, "--config", str(config), "fetch"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with TreeCPU(child.pid) as tree:
+            _, err = child.communicate()
+    peak = [line.split()[1] for line in err.splitlines() if line.startswith("peak-rss-kb ")]
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        ((items,),) = connection.execute("SELECT count(*) FROM items")
+        ((ok,),) = connection.execute("SELECT count(*) FROM items WHERE extract_status = 'ok'")
+    connection.close()
+    notes = [
+        f"`aggregator fetch` exited {child.returncode}, on {len(pinned)} of {len(allowed)} cores",
+        f"CPU {tree.seconds:.1f} s in the CLI and {tree.processes - 1} processes under it "
+        f"(sampled from /proc), {m['own_cpu']:.1f} s in this process (the server)",
+    ]
+    if child.returncode or not peak:
+        notes.append("its stderr ended: " + " | ".join(err.splitlines()[-5:]))
+    per_host, gap = settings.get("per_host", DEFAULT_PER_HOST), settings.get("host_gap", "0.5s")
+    return Result(
+        label,
+        f"`aggregator fetch` in its own process, {len(pinned)} core(s), per_host {per_host}, "
+        f"host_gap {gap}",
+        items,
+        site.pages,
+        m["wall"],
+        tree.seconds + m["own_cpu"],
+        ok,
+        len(server.requests),
+        site.misses(server),
+        notes,
+        # measured() counted the CLI's unreaped forkserver and workers as other programs
+        others_cores=max(0.0, m["others"] + m["cpu"] - m["own_cpu"] - tree.seconds) / m["wall"]
+        if m["wall"]
+        else 0.0,
+        main_rss_mb=int(peak[0]) / 1024 if peak else None,
+    )
 
 
 def baseline(server: Any, site: Site, db: Path, *, shared_client: bool = False) -> Result:
@@ -232,18 +315,19 @@ def table(results: list[Result], base: Result) -> str:
     lines = [
         "| contender | settings | items stored | with text | requests | wall s | items/s "
         "| CPU s | CPU ms/item | items/s ours/baseline | CPU ours/baseline "
-        "| other programs' load (cores) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| main-process peak RSS | other programs' load (cores) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rate = f"{r.items_per_s:.1f}" if r.items else "-"
         per_item = f"{1000 * r.cpu_s / r.items:.0f}" if r.items else "-"
         speed = f"{r.items_per_s / base.items_per_s:.2f}x" if r.items else "-"
         cpu = f"{r.cpu_s / r.items / (base.cpu_s / base.items):.2f}x" if r.items else "-"
+        rss = f"{r.main_rss_mb:.0f} MB" if r.main_rss_mb is not None else "-"
         lines.append(
             f"| {r.name} | {r.settings} | {r.items} | {r.extracted} | {r.requests} "
             f"| {r.wall_s:.2f} | {rate} | {r.cpu_s:.1f} | {per_item} | {speed} | {cpu} "
-            f"| {r.others_cores:.2f} |"
+            f"| {rss} | {r.others_cores:.2f} |"
         )
     return "\n".join(lines)
 
@@ -282,6 +366,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="rounds of every contender, interleaved; the table keeps each one's fastest",
+    )
+    parser.add_argument(
+        "--skip-cli",
+        action="store_true",
+        help="do not run `aggregator fetch` in its own process (on every core, then one)",
     )
     parser.add_argument("--corpus", type=Path, default=EVAL_CORPUS)
     args = parser.parse_args(argv)
@@ -323,6 +412,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Run]]:
                 lambda server, site, db: [baseline(server, site, db, shared_client=True)],
             )
         )
+    if not args.skip_cli:
+        for label, cores in ((CLI, None), (CLI_ONE_CORE, 1)):
+            runs.append((label, _cli_run(label, tuned, cores)))
     if not args.skip_default_per_host and args.per_host != str(DEFAULT_PER_HOST):
         label = f"ours, per_host {DEFAULT_PER_HOST}"
         settings = tuned | {"per_host": str(DEFAULT_PER_HOST)}
@@ -331,6 +423,13 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Run]]:
         label = f"{ONCE}, {min(args.defaults_feeds, args.feeds)} feeds"
         runs.append((label, run_ours(label, {}, args.defaults_feeds, False)))
     return runs
+
+
+def _cli_run(label: str, settings: dict[str, str], cores: int | None) -> Run:
+    def run(server: Any, site: Site, db: Path) -> list[Result]:
+        return [cli_fetch(server, site, db, label=label, settings=settings, cores=cores)]
+
+    return run
 
 
 def start_forkserver() -> float:
@@ -462,11 +561,37 @@ def summary_rows(results: list[Result], args: argparse.Namespace) -> list[summar
     ratio = ours.items_per_s / base.items_per_s
     main_ms = 1000 * (ours.own_cpu_s - ours.server_cpu_s) / ours.items
     base_ms = 1000 * base.cpu_s / base.items
+    base_rate = f"naive sequential loop, one client: {base.items_per_s:.1f} articles/s"
+    cli_rows = []
+    for name, what in ((CLI, "every core"), (CLI_ONE_CORE, "one core")):
+        cli = by.get(name)
+        if cli is None or not cli.items:
+            continue
+        cli_ratio = cli.items_per_s / base.items_per_s
+        cli_rows.append(
+            summary.Row(
+                f"full pipeline, `aggregator fetch` in its own process on {what}",
+                f"{cli.items_per_s:.1f} articles/s",
+                base_rate,
+                cli_ratio,
+                *(summary.against(cli_ratio, at_least=1.9) if cli is by.get(CLI) else ("", None)),
+            )
+        )
+        if cli.main_rss_mb is not None:
+            cli_rows.append(
+                summary.Row(
+                    f"`aggregator fetch` on {what}: main-process peak RSS",
+                    f"{cli.main_rss_mb:.0f} MB",
+                    "",
+                    None,
+                    *summary.against(cli.main_rss_mb, at_most=150, unit=" MB"),
+                )
+            )
     return [
         summary.Row(
             f"full pipeline: {ours.items:,} articles from {args.feeds} feeds",
             f"{ours.items_per_s:.1f} articles/s",
-            f"naive sequential loop, one client: {base.items_per_s:.1f} articles/s",
+            base_rate,
             ratio,
             *summary.against(ratio, at_least=1.9),
         ),
@@ -477,6 +602,7 @@ def summary_rows(results: list[Result], args: argparse.Namespace) -> list[summar
             main_ms / base_ms,
             *summary.against(main_ms, at_most=4, unit=" ms"),
         ),
+        *cli_rows,
     ]
 
 

@@ -45,13 +45,12 @@ class ServerClock:
 SERVER = ServerClock()
 
 
-def _descendants_cpu() -> float:
-    """CPU seconds of the live processes below this one, with what they reaped (Linux /proc)."""
+def _processes() -> dict[int, tuple[int, int, int]]:
+    """{pid: (parent pid, own CPU ticks, reaped children's ticks)} of every process (/proc)."""
     proc = Path("/proc")
+    table: dict[int, tuple[int, int, int]] = {}
     if not proc.is_dir():
-        return 0.0
-    parents: dict[int, int] = {}
-    times: dict[int, int] = {}
+        return table
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -60,14 +59,66 @@ def _descendants_cpu() -> float:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = sum(map(int, fields[11:15]))  # utime stime cutime cstime
+        own = int(fields[11]) + int(fields[12])  # utime stime
+        reaped = int(fields[13]) + int(fields[14])  # cutime cstime
+        table[int(entry.name)] = (int(fields[1]), own, reaped)
+    return table
+
+
+def _below(table: dict[int, tuple[int, int, int]], root: int) -> set[int]:
+    """The processes under `root` (not root itself)."""
     wanted: set[int] = set()
-    frontier = {os.getpid()}
+    frontier = {root}
     while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - wanted
+        frontier = {pid for pid, row in table.items() if row[0] in frontier} - wanted
         wanted |= frontier
-    return sum(times[pid] for pid in wanted) / os.sysconf("SC_CLK_TCK")
+    return wanted
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds of the live processes below this one, with what they reaped (Linux /proc)."""
+    table = _processes()
+    ticks = sum(table[pid][1] + table[pid][2] for pid in _below(table, os.getpid()))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class TreeCPU:
+    """The CPU a process and everything under it use, sampled from /proc every `every`
+    seconds while it runs: a process that exits takes its time with it unless its parent
+    waits for it, and a CLI's forkserver is never waited for. Up to `every` seconds of each
+    process's last moments are missed."""
+
+    def __init__(self, root: int, every: float = 0.1) -> None:
+        self.root = root
+        self.every = every
+        self._last: dict[int, int] = {}  # pid: own ticks when last seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tree-cpu", daemon=True)
+
+    def __enter__(self) -> TreeCPU:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while True:
+            table = _processes()
+            for pid in {self.root} | _below(table, self.root):
+                if pid in table:
+                    self._last[pid] = table[pid][1]
+            if self._stop.wait(self.every):
+                return
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last.values()) / os.sysconf("SC_CLK_TCK")
+
+    @property
+    def processes(self) -> int:
+        return len(self._last)
 
 
 def cpu_seconds() -> float:

@@ -212,6 +212,50 @@ def test_throughput_rows() -> None:
     assert built[1].ours == "3.5 ms"
 
 
+def test_throughput_rows_of_the_cli_in_its_own_process() -> None:
+    """`aggregator fetch` on every core is held to the same 1.9x, on one core it is only
+    reported; the main process's peak RSS to at most 150 MB."""
+    from benchmarks.throughput import CLI, CLI_ONE_CORE, Result, summary_rows
+
+    ours = Result("ours", "", 1000, 1000, 20.0, 33.0, 997, 1021, 0, own_cpu_s=5.0)
+    base = Result("baseline, one client", "", 1000, 1000, 50.0, 46.0, 1000, 1020, 0)
+    every = Result(CLI, "", 1000, 1000, 25.0, 40.0, 997, 1021, 0, main_rss_mb=120.0)
+    one = Result(CLI_ONE_CORE, "", 1000, 1000, 40.0, 38.0, 997, 1021, 0, main_rss_mb=160.0)
+    built = summary_rows([ours, base, every, one], argparse.Namespace(feeds=20))[2:]
+    assert [r.ratio for r in built] == pytest.approx([2.0, None, 1.25, None])
+    assert [r.ours for r in built] == ["40.0 articles/s", "120 MB", "25.0 articles/s", "160 MB"]
+    assert verdicts(built) == [
+        (">= 1.9x", True),
+        ("<= 150 MB", True),
+        ("", None),
+        ("<= 150 MB", False),
+    ]
+
+
+def test_tree_cpu_counts_the_processes_under_the_one_it_watches() -> None:
+    """A CLI's forkserver and workers are never waited for by the benchmark, so getrusage
+    misses them: TreeCPU samples every process under the CLI from /proc while they run."""
+    import subprocess
+    import sys
+
+    from benchmarks.throughput_cpu import TreeCPU
+
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("no /proc here")
+    # A parent that starts a child of its own burning 0.5 s of CPU.
+    burn = "import time; end = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    start = (
+        "import subprocess, sys; "
+        f"p = subprocess.Popen([sys.executable, '-c', {burn!r}]); "
+        "sys.stdin.read(); p.wait()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", start], stdin=subprocess.PIPE)
+    with TreeCPU(parent.pid, every=0.02) as tree:
+        parent.communicate(b"")
+    assert tree.processes == 2
+    assert 0.4 <= tree.seconds < 5
+
+
 def test_the_server_clock_counts_what_the_handlers_spent() -> None:
     """The throughput benchmark takes its server's request handling out of our main
     process's CPU: the clock must see a handler's work, on the handler's own thread."""
