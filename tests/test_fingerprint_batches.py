@@ -4,14 +4,20 @@ few jobs, not one each, and each caller still gets its own text's fingerprint.""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+from feeds_builder import article_page, rss
+from localserver import LocalServer
+from test_pipeline import make_config
 
 from aggregator.engine import pool
 from aggregator.engine.pool import Workers
+from aggregator.engine.run import fetch_feeds
 from aggregator.errors import InternalError
 from aggregator.models import Fingerprint
+from aggregator.store import Store
 from aggregator.stories import dedup
 
 pytestmark = pytest.mark.slow
@@ -99,3 +105,62 @@ def test_one_text_that_fails_costs_only_itself() -> None:
     assert isinstance(results[1], InternalError)
     assert "fingerprinting failed unexpectedly" in str(results[1])
     assert results[2] == dedup.fingerprint(*texts[2])
+
+
+class JobLog(Workers):
+    """Workers that note each job they run: its function and what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.jobs: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
+        self.jobs.append((func.__name__, args))
+        return await super()._run(func, *args, timeout=timeout, what=what)
+
+
+def test_a_page_is_extracted_and_its_item_fingerprinted_in_one_job(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The feed that asks for a page first has its item fingerprinted in the extraction's
+    job. A second feed listing the page under another headline in the same run has its
+    fingerprint made apart; the stored one is what fingerprinting the stored texts gives."""
+    paragraphs = [f"{summary(n)}." for n in range(12)]
+    server.add("/story", article_page("Grain talks resume", paragraphs), content_type="text/html")
+    entry = {"link": server.url("/story"), "description": "Talks on grain exports resumed."}
+    server.add("/wire.xml", rss([{**entry, "title": "Grain talks resume", "guid": "w1"}]))
+    server.add("/partner.xml", rss([{**entry, "title": "Grain talks on again", "guid": "p1"}]))
+    store = Store.open(str(tmp_path / "news.db"))
+    workers = JobLog()
+    try:
+        config = make_config(server, {"wire": "/wire.xml"})
+        asyncio.run(fetch_feeds(config, store, config.feeds, workers=workers))
+        assert [name for name, _ in workers.jobs] == ["_parse", "_extract_fingerprinted"]
+        server.add(
+            "/story2", article_page("Port reopens", paragraphs[::-1]), content_type="text/html"
+        )
+        entry = {"link": server.url("/story2"), "description": "The port reopened."}
+        server.add("/wire.xml", rss([{**entry, "title": "Port reopens", "guid": "w2"}]))
+        server.add("/partner.xml", rss([{**entry, "title": "Port open again", "guid": "p2"}]))
+        config = make_config(server, {"wire": "/wire.xml", "partner": "/partner.xml"})
+        workers.jobs.clear()
+        asyncio.run(fetch_feeds(config, store, config.feeds, workers=workers))
+        stored = store.execute(
+            "SELECT i.title, i.text, i.summary, f.signature FROM items i "
+            "JOIN item_fingerprints f ON f.item_id = i.id ORDER BY i.id"
+        )
+    finally:
+        store.close()
+        workers.close()
+    # Both feeds may want the new page (the second may find the first's item stored
+    # already): it is extracted once, and any other fingerprint is of the other headline.
+    assert server.hits("/story2") == 1
+    extracted = [args for name, args in workers.jobs if name == "_extract_fingerprinted"]
+    assert len(extracted) == 1
+    asked_apart = [args[0] for name, args in workers.jobs if name == "_fingerprints"]
+    assert all(text[0] != extracted[0][3] for texts in asked_apart for text in texts)
+    assert len(stored) == 2  # the partner's copy of /story2 is a sighting of the wire's item
+    for title, text, summary_, signature in stored:
+        made = dedup.fingerprint(title, text, summary_)
+        assert made is not None
+        assert signature == made.signature

@@ -13,7 +13,8 @@ from test_pipeline import make_config
 from aggregator.engine.pool import Workers
 from aggregator.engine.refresh import PAGES_AHEAD_PER_WORKER
 from aggregator.engine.run import fetch_feeds
-from aggregator.models import Article
+from aggregator.errors import AggregatorError
+from aggregator.models import Article, Fingerprint
 from aggregator.store import Store
 
 PAGES = 60
@@ -32,7 +33,9 @@ class HeldExtraction(Workers):
         self.peak = 0
         self._go: asyncio.Event | None = None
 
-    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
+    async def extract_fingerprinted(
+        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+    ) -> tuple[Article, Fingerprint | AggregatorError | None]:
         if self._go is None:
             self._go = asyncio.Event()
         self.waiting += 1
@@ -41,7 +44,7 @@ class HeldExtraction(Workers):
             self._go.set()
         try:
             await self._go.wait()
-            return await super().extract(body, url, charset)
+            return await super().extract_fingerprinted(body, url, charset, title, summary)
         finally:
             self.waiting -= 1
 

@@ -30,7 +30,7 @@ from aggregator.daemon.triggers import build_scheduler
 from aggregator.engine.pool import Workers
 from aggregator.engine.run import RunContext
 from aggregator.errors import AggregatorError
-from aggregator.models import Article, Config, FeedConfig, FeedOutcome, Settings
+from aggregator.models import Article, Config, FeedConfig, FeedOutcome, Fingerprint, Settings
 from aggregator.schedule.due import is_stale, policy_from, rate_window_start
 from aggregator.store import Store
 from aggregator.times import iso_utc, parse_iso, utc_now
@@ -66,6 +66,12 @@ class MeteredWorkers(Workers):
     async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
         with self._metrics.extract_seconds.time():
             return await super().extract(body, url, charset)
+
+    async def extract_fingerprinted(
+        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+    ) -> tuple[Article, Fingerprint | AggregatorError | None]:
+        with self._metrics.extract_seconds.time():
+            return await super().extract_fingerprinted(body, url, charset, title, summary)
 
 
 class Daemon:

@@ -351,6 +351,23 @@ class Workers:
         )
         return result
 
+    async def extract_fingerprinted(
+        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+    ) -> tuple[Article, Fingerprint | AggregatorError | None]:
+        """`extract`, and the fingerprint of `title` (the article's own when None), the
+        article's text and `summary`, in one job: the text need not cross back for it."""
+        result: tuple[Article, Fingerprint | AggregatorError | None] = await self._run(
+            _extract_fingerprinted,
+            body,
+            url,
+            charset,
+            title,
+            summary,
+            timeout=self.extract_timeout_s,
+            what="extracting the article",
+        )
+        return result
+
     async def fingerprint(
         self, title: str | None, text: str | None, summary: str | None
     ) -> Fingerprint | None:
@@ -451,15 +468,25 @@ def _extract(body: bytes, url: str, charset: str | None) -> Article:
     return extract_article(body, url=url, charset=charset)
 
 
+def _extract_fingerprinted(
+    body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+) -> tuple[Article, Fingerprint | AggregatorError | None]:
+    article = extract_article(body, url=url, charset=charset)
+    return article, _fingerprint_or_error(title or article.title, article.text, summary)
+
+
 def _fingerprints(texts: list[_Text]) -> list[Fingerprint | AggregatorError | None]:
     """Each text's fingerprint, or what went wrong with it alone: one odd text must not cost
     the others theirs."""
-    results: list[Fingerprint | AggregatorError | None] = []
-    for title, text, summary in texts:
-        try:
-            results.append(fingerprint(title, text, summary))
-        except AggregatorError as exc:
-            results.append(exc)
-        except Exception as exc:
-            results.append(InternalError(f"fingerprinting failed unexpectedly: {exc!r}"))
-    return results
+    return [_fingerprint_or_error(*text) for text in texts]
+
+
+def _fingerprint_or_error(
+    title: str | None, text: str | None, summary: str | None
+) -> Fingerprint | AggregatorError | None:
+    try:
+        return fingerprint(title, text, summary)
+    except AggregatorError as exc:
+        return exc
+    except Exception as exc:
+        return InternalError(f"fingerprinting failed unexpectedly: {exc!r}")

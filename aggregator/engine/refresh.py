@@ -22,7 +22,7 @@ from aggregator.engine.stages import (
     PolledFeed,
     RefreshBatch,
     commit_batch,
-    extract_page,
+    extract_fingerprinted,
     fetch_page,
     fingerprint_article,
     poll_feed,
@@ -128,6 +128,9 @@ class Pipeline:
     # How many refreshes are waiting for each page right now: one nobody waits for any more
     # (its feed's deadline passed) is stopped, so it does not hold a host's slots for nothing.
     _waiting: dict[str, int] = field(default_factory=dict)
+    # The fingerprint each page's extraction made along with it, and of what: the item of the
+    # feed that asked first takes it, another feed's (other title or summary) asks anew.
+    _fingerprinted: dict[str, tuple[ArticleText, Fingerprint | None]] = field(default_factory=dict)
     # A page holds one from before its fetch until its extraction ends (PAGES_AHEAD_PER_WORKER).
     _page_slots: asyncio.Semaphore = field(init=False)
 
@@ -330,6 +333,10 @@ class Pipeline:
         article = draft.article
         title = draft.entry.title or (article.title if article else None)
         text = article.text if article else None
+        made_of = ArticleText(title, text, draft.entry.summary)
+        done = self._fingerprinted.get(draft.url or "") if article is not None else None
+        if done is not None and done[0] == made_of:
+            return replace(draft, fingerprint=done[1])  # made with the page's extraction
         return replace(draft, fingerprint=await self._fingerprint(title, text, draft.entry.summary))
 
     async def _fingerprint(
@@ -359,7 +366,8 @@ class Pipeline:
             return replace(draft, extract_status=ExtractStatus.SKIPPED)
         if not self.extract:
             return draft  # --no-extract: left pending for a later run
-        article, error = await self._await_page(draft.url, draft.entry.link, feed.name)
+        about = ArticleText(draft.entry.title or None, None, draft.entry.summary)
+        article, error = await self._await_page(draft.url, draft.entry.link, feed.name, about)
         if article is None:
             return replace(draft, extract_status=ExtractStatus.FAILED, extract_error=error)
         return replace(draft, article=article, extract_status=ExtractStatus.OK)
@@ -368,16 +376,18 @@ class Pipeline:
         """Drop the article pages already fetched: a run's pipeline keeps them so two feeds
         listing one article fetch it once, but the daemon's pipeline lives for weeks."""
         self._pages = {url: task for url, task in self._pages.items() if not task.done()}
+        self._fingerprinted.clear()  # a page still running adds its own when it ends
         self._retried.clear()
 
     async def _await_page(
-        self, url: str, link: str, feed: str
+        self, url: str, link: str, feed: str, about: ArticleText
     ) -> tuple[Article | None, str | None]:
-        """The page's article (or why there is none), fetched once however many feeds ask.
+        """The page's article (or why there is none), fetched once however many feeds ask;
+        the first to ask has its item fingerprinted along (`about`: its title and summary).
         Shielded: when this feed gives up on it (its deadline), another feed may still wait."""
         self._waiting[url] = self._waiting.get(url, 0) + 1
         try:
-            return await asyncio.shield(self._page(url, link, feed))
+            return await asyncio.shield(self._page(url, link, feed, about))
         finally:
             self._waiting[url] -= 1
             if not self._waiting[url]:
@@ -392,25 +402,29 @@ class Pipeline:
                 del self._pages[url]
 
     def _page(
-        self, url: str, link: str, feed: str
+        self, url: str, link: str, feed: str, about: ArticleText
     ) -> asyncio.Task[tuple[Article | None, str | None]]:
         task = self._pages.get(url)
         if task is None:
             count = self._counts.setdefault(feed, PageCount())
             count.fetched += 1
-            task = asyncio.ensure_future(self._fetch_article(url, link))
+            task = asyncio.ensure_future(self._fetch_article(url, link, about))
             # Counted on the refresh's own tally: one that ended before its page did (its
             # deadline) holds no entry here any more, and the next refresh starts afresh.
             task.add_done_callback(functools.partial(_count_failure, count))
             self._pages[url] = task
         return task
 
-    async def _fetch_article(self, url: str, link: str) -> tuple[Article | None, str | None]:
+    async def _fetch_article(
+        self, url: str, link: str, about: ArticleText
+    ) -> tuple[Article | None, str | None]:
         try:
             request = PageFetch(url, link, self.config.settings.max_page_bytes)
             async with self._page_slots:
                 page = await fetch_page(request, fetcher=self.fetcher)
-                return await extract_page(page, workers=self.workers), None
+                done = await extract_fingerprinted(page, about, workers=self.workers)
+            self._fingerprinted[url] = (done.made_of, done.fingerprint)
+            return done.article, None
         except AggregatorError as exc:
             return None, str(exc)
 
@@ -441,10 +455,17 @@ class Pipeline:
     async def _extract_again(self, page: PageRetry) -> tuple[Article | None, str | None]:
         """An item's page once more, through the run's shared pages, and committed: its text
         and fingerprint, or the failure (unless the item has text a failure must not hide)."""
-        article, error = await self._await_page(page.url, page.link, page.feed)
+        article, error = await self._await_page(
+            page.url, page.link, page.feed, ArticleText(None, None, None)
+        )
         fingerprint = None
         if article is not None:  # the text arrived: the item is matched again by it
-            fingerprint = await self._fingerprint(article.title, article.text, None)
+            made_of = ArticleText(article.title, article.text, None)
+            done = self._fingerprinted.get(page.url)
+            if done is not None and done[0] == made_of:
+                fingerprint = done[1]
+            else:
+                fingerprint = await self._fingerprint(article.title, article.text, None)
         if article is not None or not page.has_text:
             commit_extraction(
                 self.store,

@@ -9,16 +9,19 @@ writer) is the executor's, passed beside the message, never inside it.
     fetch a page         PageFetch      -> PageBody         network
     extract an article   PageBody       -> Article          CPU (worker pool)
     fingerprint it       ArticleText    -> Fingerprint|None CPU (worker pool)
+    both, in one job     PageBody, ArticleText -> ExtractedPage
+
     commit a batch       RefreshBatch   -> SaveCounts       the one writer
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 from aggregator.engine.commit import commit_refresh
 from aggregator.engine.pool import Workers
-from aggregator.errors import BodyTooLarge, FetchError
+from aggregator.errors import AggregatorError, BodyTooLarge, FetchError
 from aggregator.fetch.client import Fetcher
 from aggregator.models import (
     Article,
@@ -33,6 +36,8 @@ from aggregator.models import (
 )
 from aggregator.store import Store
 from aggregator.stories.dedup import DedupPolicy
+
+log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
@@ -88,6 +93,15 @@ class ArticleText:
     title: str | None
     text: str | None
     summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedPage:
+    """A page's article, and the fingerprint of `made_of` with the article's text."""
+
+    article: Article
+    fingerprint: Fingerprint | None
+    made_of: ArticleText  # title (the article's when the entry had none) and summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +162,21 @@ def _size(n: int) -> str:
 
 async def extract_page(page: PageBody, *, workers: Workers) -> Article:
     return await workers.extract(page.body, page.url, page.charset)
+
+
+async def extract_fingerprinted(
+    page: PageBody, about: ArticleText, *, workers: Workers
+) -> ExtractedPage:
+    """Extract the page and fingerprint the item with its text, in one job. A fingerprint
+    that fails leaves the item a story of its own (logged), not the article lost."""
+    article, found = await workers.extract_fingerprinted(
+        page.body, page.url, page.charset, about.title, about.summary
+    )
+    if isinstance(found, AggregatorError):
+        log.warning("fingerprinting an item failed: %s", found)
+        found = None
+    made_of = ArticleText(about.title or article.title, article.text, about.summary)
+    return ExtractedPage(article, found, made_of)
 
 
 async def fingerprint_article(text: ArticleText, *, workers: Workers) -> Fingerprint | None:

@@ -228,6 +228,16 @@ class ThreadWorkers(Workers):
         )
         return result
 
+    async def extract_fingerprinted(
+        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+    ) -> tuple[Article, Fingerprint | AggregatorError | None]:
+        article = await self.extract(body, url, charset)
+        try:
+            found = await self.fingerprint(title or article.title, article.text, summary)
+        except AggregatorError as exc:
+            return article, exc
+        return article, found
+
     async def fingerprint(
         self, title: str | None, text: str | None, summary: str | None
     ) -> Fingerprint | None:
