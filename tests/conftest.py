@@ -100,7 +100,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the worker pool's forkserver in the background in each process that runs tests
     (an xdist worker, or the only process) when the tests it collected import the pool.
 
-    The forkserver imports trafilatura and datasketch before its first fork; done lazily, the
+    The forkserver imports trafilatura and numpy before its first fork; done lazily, the
     first test to use a process pool would pay for that (seconds on a busy machine), with its
     event loop blocked and its HTTP fetches timing out meanwhile."""
     config = session.config

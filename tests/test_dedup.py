@@ -8,6 +8,8 @@ import sys
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator.models import Copy, Fingerprint, Match
 from aggregator.store.story_rows import choose_lead
@@ -141,6 +143,18 @@ def test_signature_is_stable_across_processes_and_releases() -> None:
     assert len(here) == dedup.NUM_PERM * 4
     # Pinned: a change of seed, permutations or hashing would orphan every stored signature.
     assert here[:16].hex() == "37409c10aee8631a06e7e643a1756624"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.text(max_size=30), max_size=60))
+def test_signature_is_datasketchs_affine32_minhash(shingle_set: set[str]) -> None:
+    """dedup.signature computes what datasketch's MinHash gave the signatures stored before
+    it (affine32 scheme, SHA-1 hashes, our seed), without importing scipy."""
+    from datasketch import MinHash
+
+    theirs = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED, scheme="affine32")
+    theirs.update_batch([s.encode("utf-8") for s in shingle_set])
+    assert dedup.signature(shingle_set) == theirs.hashvalues.astype("<u4").tobytes()
 
 
 def test_band_keys_follow_the_signature_band_by_band() -> None:

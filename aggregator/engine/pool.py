@@ -53,16 +53,16 @@ EXTRACT_TIMEOUT_S = 30.0
 # fingerprinting a summary, and a large text still goes on its own.
 FINGERPRINT_BATCH = 64
 FINGERPRINT_BATCH_CHARS = 1_000_000
-# What the forkserver imports before forking workers: trafilatura and datasketch too, as
-# extract and dedup import them lazily to keep the CLI's start fast and each fresh worker
-# would pay for them again. A run that extracts nothing leaves trafilatura out.
 # Jobs a worker process does before the pool is replaced by fresh ones, whatever its memory:
 # trafilatura, htmldate and lxml keep caches that only grow, and a slow leak in a C library
 # never crosses worker_memory_limit in one job. A fresh pool costs milliseconds (forkserver);
-# at 1,000 jobs a pool of two lasts about 1,000 articles (an extraction and a fingerprint each).
+# at 1,000 jobs a pool of two lasts about 2,000 articles (one job each).
 JOBS_PER_WORKER = 1000
-PRELOAD = ("aggregator.engine.pool", "trafilatura", "datasketch")
-PRELOAD_WITHOUT_EXTRACTION = ("aggregator.engine.pool", "datasketch")
+# What the forkserver imports before forking workers: trafilatura and numpy too, as
+# extract and dedup import them lazily to keep the CLI's start fast and each fresh worker
+# would pay for them again. A run that extracts nothing leaves trafilatura out.
+PRELOAD = ("aggregator.engine.pool", "trafilatura", "numpy")
+PRELOAD_WITHOUT_EXTRACTION = ("aggregator.engine.pool", "numpy")
 
 _Text = tuple[str | None, str | None, str | None]  # title, text, summary
 

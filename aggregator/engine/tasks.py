@@ -749,7 +749,7 @@ def _child(
 
 
 def warm_up() -> None:
-    """Import what the stages import lazily (trafilatura, datasketch), before the worker says
+    """Import what the stages import lazily (trafilatura, numpy), before the worker says
     it is alive: its first message is then as quick as the others (the embedded pool's
     forkserver preloads the same)."""
     fingerprint("warm up", "a few words to fingerprint before the first message", None)

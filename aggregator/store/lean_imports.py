@@ -8,10 +8,10 @@ the store loads them through `load_sqlite_utils` first (`aggregator.store.Store`
 
 sqlite-utils imports numpy and pandas whenever they are installed, only to map their scalar
 types to column types when it creates tables from Python values, which the store never does
-(it writes with SQL). numpy is installed, for datasketch's MinHash, and importing it cost
+(it writes with SQL). numpy is installed, for the MinHash signatures, and importing it cost
 every command that opened the store more than its query (0.13 s of a 0.26 s start on two
 busy cores). So sqlite-utils is imported with both hidden, unless something has imported
-them already; a later `import numpy` (datasketch's) finds it as usual.
+them already; a later `import numpy` (dedup's) finds it as usual.
 """
 
 from __future__ import annotations

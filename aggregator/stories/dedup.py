@@ -16,8 +16,8 @@ description, a site's footer) makes unrelated copies alike: boilerplate.py tells
 story's own words, and a MinHash match of a copy that carries some must be confirmed by them.
 
 Nothing here touches the network or the database; `fingerprint` is the CPU-heavy part and runs
-in a worker process. numpy and datasketch are imported only where they are used (signatures in
-the workers, scores in the writer), so the CLI starts fast.
+in a worker process. numpy is imported only where it is used (signatures in the workers,
+scores in the writer), so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -150,18 +150,39 @@ def declared_canonical(declared: str | None, url: str | None) -> str | None:
 
 
 @cache
-def _template() -> Any:
-    """An empty MinHash whose permutations every signature shares (built once per process)."""
-    from datasketch import MinHash  # datasketch pulls in scipy: only where signatures are made
+def _permutations() -> tuple[Any, Any]:
+    """The NUM_PERM affine permutations h -> a*h + b (mod 2**32), `a` odd, drawn from SEED:
+    datasketch 2's MinHash with scheme="affine32", which made the first signatures."""
+    import numpy as np  # here, not at the top: the CLI starts without it
 
-    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32")
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
 
 
 def signature(shingle_set: Iterable[str]) -> bytes:
-    """The MinHash signature of a set of shingles: NUM_PERM little-endian uint32."""
-    minhash = _template().copy()
-    minhash.update_batch([s.encode("utf-8") for s in shingle_set])
-    return bytes(minhash.hashvalues.astype("<u4").tobytes())
+    """The MinHash signature of a set of shingles: NUM_PERM little-endian uint32.
+
+    Each shingle's hash is the first 4 bytes of its SHA-1, avalanched by MurmurHash3's
+    32-bit finalizer, then put through every permutation; the signature keeps each
+    permutation's minimum. Bit for bit what datasketch's MinHash(num_perm=NUM_PERM,
+    seed=SEED, scheme="affine32") gives (tests/test_dedup.py compares the two), without
+    importing datasketch, which imports scipy: half a second at every worker's start.
+    """
+    import numpy as np
+
+    prefixes = b"".join(hashlib.sha1(s.encode("utf-8")).digest()[:4] for s in shingle_set)
+    if not prefixes:
+        return b"\xff\xff\xff\xff" * NUM_PERM  # no shingle: every minimum stays at the top
+    hv = np.frombuffer(prefixes, dtype="<u4").astype(np.uint32).reshape(-1, 1)
+    hv ^= hv >> np.uint32(16)  # MurmurHash3's fmix32
+    hv *= np.uint32(0x85EBCA6B)
+    hv ^= hv >> np.uint32(13)
+    hv *= np.uint32(0xC2B2AE35)
+    hv ^= hv >> np.uint32(16)
+    a, b = _permutations()
+    return bytes((hv * a + b).min(axis=0).astype("<u4").tobytes())
 
 
 def band_keys(sig: bytes) -> tuple[int, ...]:
