@@ -334,10 +334,15 @@ class Pipeline:
         title = draft.entry.title or (article.title if article else None)
         text = article.text if article else None
         made_of = ArticleText(title, text, draft.entry.summary)
-        done = self._fingerprinted.get(draft.url or "") if article is not None else None
+        return replace(draft, fingerprint=await self._fingerprint_of(draft.url, made_of))
+
+    async def _fingerprint_of(self, url: str | None, made_of: ArticleText) -> Fingerprint | None:
+        """The one made with the page's extraction when it was made of the same (title,
+        text, summary), else one asked for now."""
+        done = self._fingerprinted.get(url or "")
         if done is not None and done[0] == made_of:
-            return replace(draft, fingerprint=done[1])  # made with the page's extraction
-        return replace(draft, fingerprint=await self._fingerprint(title, text, draft.entry.summary))
+            return done[1]
+        return await self._fingerprint(made_of.title, made_of.text, made_of.summary)
 
     async def _fingerprint(
         self, title: str | None, text: str | None, summary: str | None
@@ -461,11 +466,7 @@ class Pipeline:
         fingerprint = None
         if article is not None:  # the text arrived: the item is matched again by it
             made_of = ArticleText(article.title, article.text, None)
-            done = self._fingerprinted.get(page.url)
-            if done is not None and done[0] == made_of:
-                fingerprint = done[1]
-            else:
-                fingerprint = await self._fingerprint(article.title, article.text, None)
+            fingerprint = await self._fingerprint_of(page.url, made_of)
         if article is not None or not page.has_text:
             commit_extraction(
                 self.store,
