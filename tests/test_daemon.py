@@ -27,7 +27,7 @@ from daemon_helpers import (
     terminate,
     wait_for,
 )
-from feeds_builder import rss
+from feeds_builder import article_page, rss
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.cli import cli
@@ -49,6 +49,9 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
     """Due feeds fetched, 304s on the next rounds, a failing feed backs off, a Retry-After
     is respected, and the metrics and health endpoints tell about it."""
     server.add("/wire.xml", one_item_feed(server, "wire"), etag='"w1"')
+    # The wire story's page is there to extract (the others' answer 404).
+    report = [f"Paragraph {n} of the wire's report on the grain talks in Geneva." for n in range(9)]
+    server.add("/p/wire", article_page("wire story", report), content_type="text/html")
     server.add(
         "/partner.xml",
         one_item_feed(server, "partner"),
@@ -74,7 +77,7 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
     server.add_handler("/limited.xml", rate_limited)
     names = ("wire", "partner", "broken", "limited")
     config = tmp_path / "feeds.yaml"
-    config.write_text(config_text((n, server.url(f"/{n}.xml")) for n in names))
+    config.write_text(config_text(((n, server.url(f"/{n}.xml")) for n in names), extract="true"))
     db = tmp_path / "news.db"
 
     with ThreadDaemon(config, db, metrics_address=("127.0.0.1", 0), clock=clock) as running:
@@ -119,6 +122,8 @@ def test_daemon_keeps_feeds_on_schedule(server: LocalServer, tmp_path: Path) -> 
     assert 'aggregator_feeds{state="failing"} 1.0' in metrics
     assert "aggregator_due_lag_seconds" in metrics
     assert "aggregator_fetch_seconds_count" in metrics
+    assert "aggregator_extract_seconds_count 1.0" in metrics  # the wire story's page
+    assert scalar(db, "SELECT extract_status FROM items WHERE url LIKE '%/p/wire'") == "ok"
     assert scalar(db, "SELECT count(*) FROM feeds WHERE lease_holder IS NOT NULL") == 0
 
 

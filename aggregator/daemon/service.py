@@ -63,10 +63,6 @@ class MeteredWorkers(Workers):
         super().__init__(processes)
         self._metrics = metrics
 
-    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
-        with self._metrics.extract_seconds.time():
-            return await super().extract(body, url, charset)
-
     async def extract_fingerprinted(
         self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:

@@ -340,17 +340,6 @@ class Workers:
         )
         return result
 
-    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
-        result: Article = await self._run(
-            _extract,
-            body,
-            url,
-            charset,
-            timeout=self.extract_timeout_s,
-            what="extracting the article",
-        )
-        return result
-
     async def extract_fingerprinted(
         self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
@@ -462,10 +451,6 @@ def _parse(
     return parse_feed(
         body, url=url, content_type=content_type, charset=charset, max_entries=max_entries
     )
-
-
-def _extract(body: bytes, url: str, charset: str | None) -> Article:
-    return extract_article(body, url=url, charset=charset)
 
 
 def _extract_fingerprinted(

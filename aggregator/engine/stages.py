@@ -7,10 +7,9 @@ writer) is the executor's, passed beside the message, never inside it.
 
     poll a feed          FeedPoll       -> PolledFeed       fetch + parse (network, then CPU)
     fetch a page         PageFetch      -> PageBody         network
-    extract an article   PageBody       -> Article          CPU (worker pool)
-    fingerprint it       ArticleText    -> Fingerprint|None CPU (worker pool)
-    both, in one job     PageBody, ArticleText -> ExtractedPage
-
+    extract an article   PageBody + ArticleText -> ExtractedPage   CPU (worker pool), with
+                                                            the item's fingerprint
+    fingerprint an item  ArticleText    -> Fingerprint|None CPU (worker pool): no page
     commit a batch       RefreshBatch   -> SaveCounts       the one writer
 """
 
@@ -158,10 +157,6 @@ def _size(n: int) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n} bytes"
-
-
-async def extract_page(page: PageBody, *, workers: Workers) -> Article:
-    return await workers.extract(page.body, page.url, page.charset)
 
 
 async def extract_fingerprinted(
