@@ -343,8 +343,10 @@ class Workers:
     async def extract_fingerprinted(
         self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
-        """`extract`, and the fingerprint of `title` (the article's own when None), the
-        article's text and `summary`, in one job: the text need not cross back for it."""
+        """The page's article (extract_article), and the fingerprint of `title` (the
+        article's own when None), its text and `summary`, in one job: the text need not
+        cross back to the workers for it. A fingerprint that fails is returned as its error;
+        an extraction that fails raises."""
         result: tuple[Article, Fingerprint | AggregatorError | None] = await self._run(
             _extract_fingerprinted,
             body,
