@@ -38,6 +38,7 @@ import asyncio
 import logging
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -187,7 +188,7 @@ def feeds_yaml(feed_urls: list[str], settings: dict[str, str]) -> str:
 # `aggregator fetch` as its console script runs it, on the cores BENCH_CORES lists (which its
 # forkserver and workers inherit, and which size its pool), then its peak memory on stderr:
 # VmHWM, not ru_maxrss, which Linux carries over exec from the process that started this one
-# (here the benchmark, holding the site's pages: it read 310 MB for a process of 120).
+# (here the benchmark, holding the site's pages: it read 310 MB for a process of 121).
 _FETCH_WITH_PEAK_RSS = """\
 import os, sys
 os.sched_setaffinity(0, {int(core) for core in os.environ["BENCH_CORES"].split(",")})
@@ -227,8 +228,6 @@ def cli_fetch(
         with TreeCPU(child.pid) as tree:
             _, err = child.communicate()
     peak = [line.split()[1] for line in err.splitlines() if line.startswith("peak-rss-kb ")]
-    import sqlite3
-
     with sqlite3.connect(db) as connection:
         ((items,),) = connection.execute("SELECT count(*) FROM items")
         ((ok,),) = connection.execute("SELECT count(*) FROM items WHERE extract_status = 'ok'")
@@ -416,7 +415,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Run]]:
                 lambda server, site, db: [baseline(server, site, db, shared_client=True)],
             )
         )
-    if not args.skip_cli:
+    # Linux only: the pinning (sched_setaffinity) and the peak (VmHWM in /proc).
+    if not args.skip_cli and hasattr(os, "sched_setaffinity") and Path("/proc/self").is_dir():
         for label, cores in ((CLI, None), (CLI_ONE_CORE, 1)):
             runs.append((label, _cli_run(label, tuned, cores)))
     if not args.skip_default_per_host and args.per_host != str(DEFAULT_PER_HOST):
