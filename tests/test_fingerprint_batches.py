@@ -123,8 +123,10 @@ def test_a_page_is_extracted_and_its_item_fingerprinted_in_one_job(
     server: LocalServer, tmp_path: Path
 ) -> None:
     """The feed that asks for a page first has its item fingerprinted in the extraction's
-    job. A second feed listing the page under another headline in the same run has its
-    fingerprint made apart; the stored one is what fingerprinting the stored texts gives."""
+    job. A second feed listing the page under another headline in the same run gets a
+    fingerprint made apart if its entry is still new by then (or none: a sighting of the
+    first's item). Either way the page is extracted once, and each stored signature is what
+    fingerprinting the stored texts gives."""
     paragraphs = [f"{summary(n)}." for n in range(12)]
     server.add("/story", article_page("Grain talks resume", paragraphs), content_type="text/html")
     entry = {"link": server.url("/story"), "description": "Talks on grain exports resumed."}
