@@ -355,3 +355,35 @@ def test_the_policy_comes_from_feeds_yaml() -> None:
     assert DedupPolicy.from_settings(parse_config("feeds: []\n").settings) == DedupPolicy()
     with pytest.raises(InvalidConfig, match=r"dedup_threshold: 1\.5 is not a number between 0"):
         parse_config("settings:\n  dedup_threshold: 1.5\nfeeds: []\n")
+
+
+_NEWS_WORDS = [
+    "grain",
+    "port",
+    "talks",
+    "minister",
+    "vote",
+    "budget",
+    "court",
+    "ruling",
+    "border",
+    "exports",
+    "ceasefire",
+]
+# Nothing, only blanks, or up to 60 words: enough for a summary's or a text's fingerprint.
+WORDY = st.one_of(
+    st.sampled_from(["", " \n "]),
+    st.lists(st.sampled_from(_NEWS_WORDS), max_size=60).map(" ".join),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(WORDY, WORDY, WORDY), st.tuples(WORDY, WORDY, WORDY))
+def test_texts_that_fingerprint_alike_give_one_fingerprint(
+    one: tuple[str, str, str], other: tuple[str, str, str]
+) -> None:
+    """dedup.made_of names what a fingerprint depends on: the pipeline reuses a page's
+    fingerprint for any item whose made_of is the same."""
+    for a, b in ((one, other), (one, (other[0], one[1], other[2]))):
+        if dedup.made_of(*a) == dedup.made_of(*b):
+            assert dedup.fingerprint(*a) == dedup.fingerprint(*b)

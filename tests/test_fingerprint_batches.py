@@ -122,11 +122,10 @@ class JobLog(Workers):
 def test_a_page_is_extracted_and_its_item_fingerprinted_in_one_job(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    """The feed that asks for a page first has its item fingerprinted in the extraction's
-    job. A second feed listing the page under another headline in the same run gets a
-    fingerprint made apart if its entry is still new by then (or none: a sighting of the
-    first's item). Either way the page is extracted once, and each stored signature is what
-    fingerprinting the stored texts gives."""
+    """A page's item is fingerprinted in the page's extraction job. A second feed listing
+    the page under another headline in the same run needs no job of its own: an item with
+    text is fingerprinted by its text alone. Each stored signature is what fingerprinting
+    the stored texts gives."""
     paragraphs = [f"{summary(n)}." for n in range(12)]
     server.add("/story", article_page("Grain talks resume", paragraphs), content_type="text/html")
     entry = {"link": server.url("/story"), "description": "Talks on grain exports resumed."}
@@ -155,14 +154,53 @@ def test_a_page_is_extracted_and_its_item_fingerprinted_in_one_job(
         store.close()
         workers.close()
     # Both feeds may want the new page (the second may find the first's item stored
-    # already): it is extracted once, and any other fingerprint is of the other headline.
+    # already): it is extracted once, and no fingerprint is asked for apart.
     assert server.hits("/story2") == 1
-    extracted = [args for name, args in workers.jobs if name == "_extract_fingerprinted"]
-    assert len(extracted) == 1
-    asked_apart = [args[0] for name, args in workers.jobs if name == "_fingerprints"]
-    assert all(text[0] != extracted[0][3] for texts in asked_apart for text in texts)
+    jobs = sorted(name for name, _ in workers.jobs)
+    assert jobs == ["_extract_fingerprinted", "_parse", "_parse"]
     assert len(stored) == 2  # the partner's copy of /story2 is a sighting of the wire's item
     for title, text, summary_, signature in stored:
         made = dedup.fingerprint(title, text, summary_)
         assert made is not None
         assert signature == made.signature
+
+
+def test_a_fingerprint_made_with_the_page_is_used_only_for_the_same_texts(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The fingerprint made with a page serves any item with the page's text, whatever its
+    title; an item with other texts (the feed's own article, say) gets its own."""
+    from aggregator.engine.refresh import Pipeline
+    from aggregator.engine.stages import ArticleText
+    from aggregator.fetch.client import Fetcher
+
+    config = make_config(server, {"wire": "/wire.xml"})
+    store = Store.open(str(tmp_path / "news.db"))
+    workers = CountedWorkers(0)
+    text = summary(7) + " " + summary(8)
+    asked = ArticleText("Grain talks resume", text, "Talks on grain exports resumed.")
+    made = dedup.fingerprint(asked.title, asked.text, asked.summary)
+    assert made is not None
+    retitled = ArticleText("Partner: grain talks on again", text, None)
+    own_text = ArticleText(asked.title, summary(9) + " " + summary(10), asked.summary)
+
+    async def scenario() -> list[Fingerprint | None]:
+        async with Fetcher(config.settings) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, workers)
+            pipeline._fingerprinted["https://wire.example/story"] = (asked, made)
+            return [
+                await pipeline._fingerprint_of("https://wire.example/story", about)
+                for about in (asked, retitled, own_text)
+            ]
+
+    try:
+        same, again, apart = asyncio.run(scenario())
+    finally:
+        store.close()
+        workers.close()
+    assert same is made
+    assert again is made  # taken, not made again: the text alone decides it
+    assert dedup.fingerprint(retitled.title, retitled.text, retitled.summary) == made
+    assert workers.jobs == [1]  # only the other text's was asked for
+    assert apart == dedup.fingerprint(own_text.title, own_text.text, own_text.summary)
+    assert apart != made

@@ -49,6 +49,7 @@ from aggregator.models import (
 from aggregator.schedule.after_refresh import after_failure, after_success
 from aggregator.schedule.due import policy_from, rate_window_start
 from aggregator.store import Store
+from aggregator.stories import dedup
 from aggregator.stories.dedup import DedupPolicy
 from aggregator.stories.identity import drafts_and_skips
 from aggregator.times import iso_utc, utc_now
@@ -69,6 +70,11 @@ class PageCount:
 
     fetched: int = 0
     failed: int = 0
+
+
+def _same_fingerprint(a: ArticleText, b: ArticleText) -> bool:
+    """Whether `a` and `b` fingerprint alike: they depend on the same texts (dedup.made_of)."""
+    return dedup.made_of(a.title, a.text, a.summary) == dedup.made_of(b.title, b.text, b.summary)
 
 
 def _count_failure(count: PageCount, task: asyncio.Task[tuple[Article | None, str | None]]) -> None:
@@ -128,8 +134,8 @@ class Pipeline:
     # How many refreshes are waiting for each page right now: one nobody waits for any more
     # (its feed's deadline passed) is stopped, so it does not hold a host's slots for nothing.
     _waiting: dict[str, int] = field(default_factory=dict)
-    # The fingerprint each page's extraction made along with it, and of what: the item of the
-    # feed that asked first takes it, another feed's (other title or summary) asks anew.
+    # The fingerprint each page's extraction made along with it, and of what: any item with
+    # the page's text takes it (an item's fingerprint is its text's when it has text).
     _fingerprinted: dict[str, tuple[ArticleText, Fingerprint | None]] = field(default_factory=dict)
     # A page holds one from before its fetch until its extraction ends (PAGES_AHEAD_PER_WORKER).
     _page_slots: asyncio.Semaphore = field(init=False)
@@ -337,10 +343,11 @@ class Pipeline:
         return replace(draft, fingerprint=await self._fingerprint_of(draft.url, made_of))
 
     async def _fingerprint_of(self, url: str | None, made_of: ArticleText) -> Fingerprint | None:
-        """The one made with the page's extraction when it was made of the same (title,
-        text, summary), else one asked for now."""
+        """The one made with the page's extraction when it depends on the same texts (the
+        article's text alone, whatever the entry's title: dedup.made_of), else one asked
+        for now."""
         done = self._fingerprinted.get(url or "")
-        if done is not None and done[0] == made_of:
+        if done is not None and _same_fingerprint(done[0], made_of):
             return done[1]
         return await self._fingerprint(made_of.title, made_of.text, made_of.summary)
 

@@ -203,10 +203,20 @@ def basis(source: str, title: str | None, text: str | None, summary: str | None)
     return (text or "") if source == "text" else f"{title or ''}\n{summary or ''}"
 
 
+def made_of(title: str | None, text: str | None, summary: str | None) -> tuple[str | None, ...]:
+    """What `fingerprint(title, text, summary)` depends on: the text alone when there is
+    some, else the title and summary. Equal for two calls, equal fingerprints."""
+    return (text,) if _has_text(text) else (title, summary)
+
+
+def _has_text(text: str | None) -> bool:
+    return bool(text and text.strip())
+
+
 def fingerprint(title: str | None, text: str | None, summary: str | None) -> Fingerprint | None:
     """The extracted text's fingerprint, else title + summary's; None when too little is
     known to compare (a headline alone, a stub)."""
-    if text and text.strip():
+    if _has_text(text):
         source = "text"
     elif not summary or title_key(summary) in (None, title_key(title)):
         return None  # a headline alone never merges on similarity
