@@ -17,7 +17,8 @@ from aggregator.extract.metadata import page_metadata
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVAL = CORPORA / "extraction-eval"
-# Every field we keep, and the ones that decide them (url, hostname).
+# The fields our copy sets: those the store keeps, and url, hostname and description, which
+# decide them or come with them.
 KEPT = ("title", "author", "url", "hostname", "date", "sitename", "image", "description")
 DATE_PARAMS = {"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"}
 # The eval corpus has about 1,000 pages; every 33rd keeps this test under a second or two.
