@@ -357,23 +357,10 @@ def test_the_policy_comes_from_feeds_yaml() -> None:
         parse_config("settings:\n  dedup_threshold: 1.5\nfeeds: []\n")
 
 
-_NEWS_WORDS = [
-    "grain",
-    "port",
-    "talks",
-    "minister",
-    "vote",
-    "budget",
-    "court",
-    "ruling",
-    "border",
-    "exports",
-    "ceasefire",
-]
 # Nothing, only blanks, or up to 60 words: enough for a summary's or a text's fingerprint.
 WORDY = st.one_of(
     st.sampled_from(["", " \n "]),
-    st.lists(st.sampled_from(_NEWS_WORDS), max_size=60).map(" ".join),
+    st.lists(st.sampled_from(VOCABULARY), max_size=60).map(" ".join),
 )
 
 

@@ -72,11 +72,6 @@ class PageCount:
     failed: int = 0
 
 
-def _same_fingerprint(a: ArticleText, b: ArticleText) -> bool:
-    """Whether `a` and `b` fingerprint alike: they depend on the same texts (dedup.made_of)."""
-    return dedup.made_of(a.title, a.text, a.summary) == dedup.made_of(b.title, b.text, b.summary)
-
-
 def _count_failure(count: PageCount, task: asyncio.Task[tuple[Article | None, str | None]]) -> None:
     if task.cancelled():
         return  # nobody waited for it any more: neither fetched nor failed, tried next run
@@ -134,9 +129,11 @@ class Pipeline:
     # How many refreshes are waiting for each page right now: one nobody waits for any more
     # (its feed's deadline passed) is stopped, so it does not hold a host's slots for nothing.
     _waiting: dict[str, int] = field(default_factory=dict)
-    # The fingerprint each page's extraction made along with it, and of what: any item with
-    # the page's text takes it (an item's fingerprint is its text's when it has text).
-    _fingerprinted: dict[str, tuple[ArticleText, Fingerprint | None]] = field(default_factory=dict)
+    # The fingerprint each page's extraction made along with it, and what it depends on
+    # (dedup.made_of): any item with the page's text takes it, whatever its headline.
+    _fingerprinted: dict[str, tuple[tuple[str | None, ...], Fingerprint | None]] = field(
+        default_factory=dict
+    )
     # A page holds one from before its fetch until its extraction ends (PAGES_AHEAD_PER_WORKER).
     _page_slots: asyncio.Semaphore = field(init=False)
 
@@ -347,7 +344,8 @@ class Pipeline:
         article's text alone, whatever the entry's title: dedup.made_of), else one asked
         for now."""
         done = self._fingerprinted.get(url or "")
-        if done is not None and _same_fingerprint(done[0], made_of):
+        wanted = dedup.made_of(made_of.title, made_of.text, made_of.summary)
+        if done is not None and done[0] == wanted:
             return done[1]
         return await self._fingerprint(made_of.title, made_of.text, made_of.summary)
 
@@ -435,7 +433,9 @@ class Pipeline:
             async with self._page_slots:
                 page = await fetch_page(request, fetcher=self.fetcher)
                 done = await extract_fingerprinted(page, about, workers=self.workers)
-            self._fingerprinted[url] = (done.made_of, done.fingerprint)
+            made = done.made_of
+            key = dedup.made_of(made.title, made.text, made.summary)
+            self._fingerprinted[url] = (key, done.fingerprint)
             return done.article, None
         except AggregatorError as exc:
             return None, str(exc)
