@@ -13,9 +13,10 @@ real command line on a fresh SQLite file (and an emptied Redis):
 - 2 workers:     the same with two worker processes (`--processes 1` each, 8 threads)
 
 Workers are started (and seen heartbeating) before the clock runs: they are long-lived. The
-writer's, the workers', Redis's and the server's CPU seconds are read from the kernel (the
-writer's from getrusage, the others' from /proc/<pid>/stat), as is the CPU all other programs
-used meanwhile (/proc/stat), which on a shared machine can decide a wall time.
+writer's, the workers', Redis's and the server's CPU seconds are read from the kernel (/proc:
+the writer's and each worker's with every process under it, a worker's extraction process
+included), as is the CPU all other programs used meanwhile (/proc/stat), which on a shared
+machine can decide a wall time.
 
 Then the per-message overhead: each kind of message the mode sends (real payloads: a parsed
 feed, a page, an extracted article), encoded, enqueued, consumed, decoded and acknowledged,
@@ -25,6 +26,7 @@ one at a time on one thread: the broker's round trips and the JSON, without any 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -46,6 +48,7 @@ sys.path.insert(0, str(PROJECT))
 sys.path.append(str(PROJECT / "tests"))
 
 from benchmarks import summary  # noqa: E402
+from benchmarks.throughput_cpu import TreeCPU  # noqa: E402
 from benchmarks.throughput_site import _slug, corpus_files, rss  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -200,13 +203,18 @@ class Bench:
         self.runs += 1
         db = self.folder / f"run{self.runs}.db"
         assert self.redis.process is not None
-        pids = {"workers": worker_pids, "redis": [self.redis.process.pid]}
-        pids["server"] = [self.server_pid]
+        pids = {"redis": [self.redis.process.pid], "server": [self.server_pid]}
         before = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+        # A worker's extraction process and its forkserver are its children, never reaped
+        # while it runs: read from /proc as they go.
+        workers = [TreeCPU(pid, from_now=True) for pid in worker_pids]
         busy0, t0 = machine_busy(), time.perf_counter()
-        done, writer = run_sampled(self.command(db, *args))
+        with contextlib.ExitStack() as watching:
+            for tree in workers:
+                watching.enter_context(tree)
+            done, writer = run_sampled(self.command(db, *args))
         wall = time.perf_counter() - t0
-        cpu = {"writer": writer}
+        cpu = {"writer": writer, "workers": sum(tree.seconds for tree in workers)}
         cpu |= {k: sum(proc_cpu(p) for p in v) - before[k] for k, v in pids.items()}
         others = max(0.0, machine_busy() - busy0 - sum(cpu.values()))
         if done.returncode != 0:

@@ -86,16 +86,24 @@ class TreeCPU:
     """The CPU a process and everything under it use, sampled from /proc every `every`
     seconds while it runs: a process that exits takes its time with it unless its parent
     waits for it, and a CLI's forkserver is never waited for. Up to `every` seconds of each
-    process's last moments are missed."""
+    process's last moments are missed. With `from_now`, what the processes already there had
+    used when the block began is left out (long-lived workers measured over one run)."""
 
-    def __init__(self, root: int, every: float = 0.1) -> None:
+    def __init__(self, root: int, every: float = 0.1, *, from_now: bool = False) -> None:
         self.root = root
         self.every = every
+        self.from_now = from_now
+        self._first: dict[int, int] = {}  # pid: own ticks when the block began (from_now)
         self._last: dict[int, int] = {}  # pid: own ticks when last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="tree-cpu", daemon=True)
 
     def __enter__(self) -> TreeCPU:
+        if self.from_now:
+            table = _processes()
+            self._first = {
+                p: table[p][1] for p in {self.root} | _below(table, self.root) if p in table
+            }
         self._thread.start()
         return self
 
@@ -114,7 +122,8 @@ class TreeCPU:
 
     @property
     def seconds(self) -> float:
-        return sum(self._last.values()) / os.sysconf("SC_CLK_TCK")
+        used = sum(ticks - self._first.get(pid, 0) for pid, ticks in self._last.items())
+        return used / os.sysconf("SC_CLK_TCK")
 
     @property
     def processes(self) -> int:
