@@ -35,7 +35,7 @@ from redis_server import RedisServer, server_binary
 from aggregator.cli import cli
 from aggregator.config.loader import load_config
 from aggregator.engine import broker as brokers
-from aggregator.engine import orphans, tasks
+from aggregator.engine import orphans, pool, tasks
 from aggregator.engine.distributed import fetch_feeds_distributed
 from aggregator.engine.messages import encode
 from aggregator.engine.pool import Workers
@@ -695,7 +695,7 @@ def test_a_poison_page_ends_as_a_recorded_failure_after_bounded_tries(
     config_path = write_config(tmp_path / "feeds.yaml", feeds)
     config = load_config(config_path)
     calls: list[str] = []
-    real = tasks.extract_article
+    real = pool.extract_article
 
     def crashing(body: bytes, *, url: str, charset: str | None = None) -> Any:
         calls.append(url)
@@ -703,7 +703,10 @@ def test_a_poison_page_ends_as_a_recorded_failure_after_bounded_tries(
             raise RuntimeError("the extractor crashed")
         return real(body, url=url, charset=charset)
 
-    monkeypatch.setattr(tasks, "extract_article", crashing)
+    # The worker's extraction on a thread of this process, where the patch reaches it. An
+    # error that is not the stage's own (a bug) fails the task, which Dramatiq tries again.
+    monkeypatch.setattr(pool, "extract_article", crashing)
+    monkeypatch.setattr(tasks, "Workers", lambda _processes, **kw: pool.Workers(0, **kw))
     with worker_in_thread(config.settings, redis_server.url, threads=2):
         outcomes = distributed(config, tmp_path / "news.db", redis_server.url)
     assert [o.outcome for o in outcomes] == ["ok"]
@@ -716,6 +719,37 @@ def test_a_poison_page_ends_as_a_recorded_failure_after_bounded_tries(
     assert f"failed {tasks.MAX_TRIES} times" in error
     assert "RuntimeError: the extractor crashed" in error
     assert calls.count(server.url("/huge")) == tasks.MAX_TRIES
+    ok = query(tmp_path / "news.db", "SELECT count(*) FROM items WHERE extract_status = 'ok'")
+    assert ok == [(3,)]
+
+
+def test_a_stuck_extraction_is_stopped_and_the_worker_goes_on(
+    server: LocalServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page that extracts for longer than the deadline has the worker's extraction process
+    killed (a thread could not have been stopped): the page is recorded as failed, saying
+    why, and the worker extracts the other pages in a fresh process."""
+    feeds, _ = slow_newsroom(server, pages=3)
+    endless = [f"Paragraph {i} of the endless report, with its findings." for i in range(30000)]
+    server.add("/huge", article_page("The endless report", endless), content_type="text/html")
+    config_path = write_config(tmp_path / "feeds.yaml", feeds)
+    config = load_config(config_path)
+    # 1.5 s: an ordinary page takes milliseconds, this one seconds (6 s measured).
+    monkeypatch.setattr(
+        tasks, "Workers", lambda n, **kw: pool.Workers(n, extract_timeout_s=1.5, **kw)
+    )
+    with worker_in_thread(config.settings, redis_server.url, threads=2):
+        outcomes = distributed(config, tmp_path / "news.db", redis_server.url)
+    assert [o.outcome for o in outcomes] == ["ok"]
+    ((status, error, attempts),) = query(
+        tmp_path / "news.db",
+        "SELECT extract_status, extract_error, extract_attempts FROM items WHERE url LIKE '%/huge'",
+    )
+    assert (status, attempts) == ("failed", 1)
+    assert "took longer than 1.5 s" in error
     ok = query(tmp_path / "news.db", "SELECT count(*) FROM items WHERE extract_status = 'ok'")
     assert ok == [(3,)]
 

@@ -40,7 +40,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,7 +65,6 @@ from aggregator.engine.stages import (
     poll_feed,
 )
 from aggregator.errors import AggregatorError
-from aggregator.extract.article import extract_article
 from aggregator.fetch.client import Fetcher
 from aggregator.models import Article, Fingerprint, ParsedFeed, Settings
 from aggregator.parse.feed import parse_feed
@@ -194,8 +192,8 @@ def describe(actor: str, args: Sequence[Any]) -> str:
 
 
 class ThreadWorkers(Workers):
-    """The CPU stages on a thread of this worker process (its processes are the parallelism
-    the operator chose with --processes), with the embedded pool's deadlines."""
+    """Parsing on a thread of this worker process, with the embedded pool's deadline (a
+    feed is quick to parse; pages are extracted in `Runtime.extractor`'s process)."""
 
     def __init__(self) -> None:
         super().__init__(0)
@@ -220,59 +218,18 @@ class ThreadWorkers(Workers):
         )
         return result
 
-    async def extract(self, body: bytes, url: str, charset: str | None) -> Article:
-        result: Article = await self._in_thread(
-            lambda: extract_article(body, url=url, charset=charset),
-            self.extract_timeout_s,
-            "extracting the article",
-        )
-        return result
 
-    async def extract_fingerprinted(
-        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
-    ) -> tuple[Article, Fingerprint | AggregatorError | None]:
-        article = await self.extract(body, url, charset)
-        try:
-            found = await self.fingerprint(title or article.title, article.text, summary)
-        except AggregatorError as exc:
-            return article, exc
-        return article, found
-
-    async def fingerprint(
-        self, title: str | None, text: str | None, summary: str | None
-    ) -> Fingerprint | None:
-        result: Fingerprint | None = await self._in_thread(
-            lambda: fingerprint(title, text, summary),
-            self.extract_timeout_s,
-            "fingerprinting the article",
-        )
-        return result
-
-
-# The CPU stages of one worker process run one at a time: Python threads share one core's
-# worth of interpreter, and two parsing or extracting at once cost a third more CPU each than
-# one after the other (measured: 93 against 73 ms per page with 8 threads). The other
-# threads meanwhile wait on the network, which is what they are for.
+# The CPU work on a worker process's threads (parsing, fingerprinting an entry) runs one at a
+# time: Python threads share one core's worth of interpreter, and two at once cost a third
+# more CPU each than one after the other (measured extracting: 93 against 73 ms per page
+# with 8 threads). The other threads meanwhile wait on the network, which is what they are
+# for.
 _CPU = threading.Lock()
 
 
 def one_at_a_time(func: Callable[[], Any]) -> Any:
     with _CPU:
         return func()
-
-
-def extract_and_fingerprint(job: ExtractTask) -> PageDone:
-    """The extract queue's work, on the calling thread: the page's article and the item's
-    fingerprint from its text (from the entry's title and summary when the page has none)."""
-    task, page = job.task, job.body
-    try:
-        article = one_at_a_time(
-            lambda: extract_article(page.body, url=page.url, charset=page.charset)
-        )
-    except AggregatorError as exc:
-        return without_page(task, str(exc))
-    text = ArticleText(task.title or article.title, article.text, task.summary)
-    return PageDone(task.feed, task.page.url, task.attempts, article, None, _fingerprint(text))
 
 
 def without_page(task: PageTask, error: str) -> PageDone:
@@ -306,10 +263,12 @@ class Runtime:
         self.broker = broker
         self.extracts_here = extracts_here
         self.presence: Presence | None = None  # told when a fetched page is being extracted
-        # One thread, as extraction runs one page at a time anyway: queued pages wait here
-        # instead of filling the event loop's default executor, which sending needs.
-        self._extractor: ThreadPoolExecutor | None = None
         self.workers = ThreadWorkers()
+        # The pages it fetched are extracted in a process of its own, as the embedded mode
+        # does: on a thread, sharing the interpreter with the fetches and the broker's
+        # client, extraction cost 10-27 % more CPU a page, and a stuck one could not be
+        # stopped. The pool kills a job past its deadline and renews its process.
+        self.extractor = Workers(1, memory_limit_bytes=settings.worker_memory_limit_bytes)
         self.turns = HostTurns(
             url,
             per_host=settings.per_host,
@@ -325,25 +284,28 @@ class Runtime:
         return self._fetcher
 
     async def extract(self, job: ExtractTask) -> PageDone:
-        """The page extracted and fingerprinted in this process (`extracts_here`)."""
-        if self._extractor is None:
-            self._extractor = ThreadPoolExecutor(1, thread_name_prefix="extract")
-
-        def work() -> PageDone:
-            if self.presence is not None:
-                self.presence.relabel(FETCH_PAGE, job.task.page.link, EXTRACT_PAGE)
-            return extract_and_fingerprint(job)
-
-        return await asyncio.get_running_loop().run_in_executor(self._extractor, work)
+        """The page extracted and fingerprinted in this worker's extraction process
+        (`extracts_here`)."""
+        task, page = job.task, job.body
+        if self.presence is not None:
+            self.presence.relabel(FETCH_PAGE, task.page.link, EXTRACT_PAGE)
+        try:
+            article, found = await self.extractor.extract_fingerprinted(
+                page.body, page.url, page.charset, task.title, task.summary
+            )
+        except AggregatorError as exc:
+            return await asyncio.to_thread(without_page, task, str(exc))
+        if isinstance(found, AggregatorError):  # stored all the same, a story of its own
+            log.warning("fingerprinting failed: %s", found)
+            found = None
+        return PageDone(task.feed, task.page.url, task.attempts, article, None, found)
 
     async def close(self) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
             self._fetcher = None
         await self.turns.aclose()
-        if self._extractor is not None:
-            self._extractor.shutdown(wait=False, cancel_futures=True)
-            self._extractor = None
+        self.extractor.close()
 
     async def send(self, msg: dramatiq.Message[Any], delay_ms: int | None = None) -> None:
         await asyncio.to_thread(send, self.broker, msg, delay_ms=delay_ms)
@@ -415,10 +377,10 @@ def declare_actors(broker: Broker, runtime: Runtime | None) -> None:
         else:
             await runtime.send(message(brokers.EXTRACT, EXTRACT_PAGE, encode(job)))
 
-    def extract_page_task(payload: str) -> None:
+    async def extract_page_task(payload: str) -> None:
         assert runtime is not None
-        done = extract_and_fingerprint(decode(ExtractTask, payload))
-        send(broker, message(brokers.COMMIT, COMMIT_ACTOR, "page", encode(done)))
+        done = await runtime.extract(decode(ExtractTask, payload))
+        await runtime.send(message(brokers.COMMIT, COMMIT_ACTOR, "page", encode(done)))
 
     def writer_only(*_args: Any) -> None:
         raise RuntimeError("the commit queue is the writer's; a worker never consumes it")
@@ -659,8 +621,8 @@ def run_worker(
             f"a worker consumes {' and '.join(brokers.WORKER_QUEUES)}; not {', '.join(unknown)}"
         )
     brokers.check(url)
-    warm_up()
-    broker, _, presence = worker_broker(settings, url, queues=queues, threads=threads)
+    broker, runtime, presence = worker_broker(settings, url, queues=queues, threads=threads)
+    warm_up(runtime)
     stop = stop or threading.Event()
     handlers = _on_signals(stop)
     broker.emit_after("process_boot")
@@ -748,13 +710,20 @@ def _child(
     run_worker(settings, url, queues=queues, threads=threads, stop=stop)
 
 
-def warm_up() -> None:
-    """Import what the stages import lazily (trafilatura, numpy), before the worker says
-    it is alive: its first message is then as quick as the others (the embedded pool's
-    forkserver preloads the same)."""
+def warm_up(runtime: Runtime) -> None:
+    """Import and start what the first message would otherwise wait for, before the worker
+    says it is alive: numpy here (a page that could not be had is fingerprinted by its
+    entry), and the extraction process with trafilatura loaded (the forkserver preloads
+    it, as the embedded pool's does)."""
     fingerprint("warm up", "a few words to fingerprint before the first message", None)
+    if runtime.extracts_here:
+        asyncio.run(_first_extraction(runtime.extractor))
+
+
+async def _first_extraction(extractor: Workers) -> None:
+    page = b"<html><body><p>warm up</p></body></html>"
     with contextlib.suppress(AggregatorError):  # too short to be an article: no matter
-        extract_article(b"<html><body><p>warm up</p></body></html>", url="http://localhost/")
+        await extractor.extract_fingerprinted(page, "http://localhost/", None, None, None)
 
 
 def _event_loop() -> asyncio.AbstractEventLoop | None:
