@@ -28,9 +28,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# On every core (pytest-xdist, configured in pyproject.toml); `make pytest WORKERS=0` runs in one
-# process. Bytecode is cached in the virtualenv even where PYTHONDONTWRITEBYTECODE is set: the
-# suite starts some 150 Python processes, and each would compile the package again.
+# On every core and two workers more (`-n auto`, counted in tests/conftest.py; pytest-xdist is
+# configured in pyproject.toml); `make pytest WORKERS=0` runs in one process. Bytecode is
+# cached in the virtualenv even where PYTHONDONTWRITEBYTECODE is set: the suite starts some
+# 150 Python processes, and each would compile the package again.
 WORKERS ?= auto
 pytest: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
