@@ -45,7 +45,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "feed_only": ([], ["--quick"]),
     "dedup": ([], ["--sizes", "10000"]),
     "store_scale": ([], ["--quick"]),
-    "distributed": ([], ["--quick"]),
+    "distributed": (["--repeat", "2"], ["--quick"]),  # the same, for the same reason
     "serve": ([], ["--items", "10000", "--repeat", "5"]),
     "hostile": ([], None),
     "extraction_f1": ([], None),
