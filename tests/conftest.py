@@ -47,7 +47,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers more than cores. A few modules spend much of their time
     waiting on real processes (daemons, workers, Redis, a browser): test_distributed used
     33 CPU s in 50 s. Two more workers use those cores meanwhile (on two cores, interleaved
-    runs: 78-126 s of pytest with four workers, 91-130 s with three, 108-139 s with two)."""
+    runs: 78-125 s of pytest with four workers, 91-130 s with three, 108-139 s with two)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (cores or 1) + 2
 
