@@ -707,20 +707,29 @@ def test_a_poison_page_ends_as_a_recorded_failure_after_bounded_tries(
     # error that is not the stage's own (a bug) fails the task, which Dramatiq tries again.
     monkeypatch.setattr(pool, "extract_article", crashing)
     monkeypatch.setattr(tasks, "Workers", lambda _processes, **kw: pool.Workers(0, **kw))
-    with worker_in_thread(config.settings, redis_server.url, threads=2):
-        outcomes = distributed(config, tmp_path / "news.db", redis_server.url)
-    assert [o.outcome for o in outcomes] == ["ok"]
-    ((status, error, attempts),) = query(
-        tmp_path / "news.db",
-        "SELECT extract_status, extract_error, extract_attempts FROM items WHERE url LIKE '%/huge'",
-    )
+    status, error, attempts = huge_page_after_a_pass(config, tmp_path / "news.db", redis_server)
     assert (status, attempts) == ("failed", 1)
     assert "gave up" in error
     assert f"failed {tasks.MAX_TRIES} times" in error
     assert "RuntimeError: the extractor crashed" in error
     assert calls.count(server.url("/huge")) == tasks.MAX_TRIES
-    ok = query(tmp_path / "news.db", "SELECT count(*) FROM items WHERE extract_status = 'ok'")
-    assert ok == [(3,)]
+
+
+def huge_page_after_a_pass(
+    config: Config, db: Path, redis_server: RedisServer
+) -> tuple[str, str, int]:
+    """One pass with a worker on a thread of the test (where a monkeypatch reaches it): the
+    feed is stored and the three ordinary pages extracted; the huge page's extract_status,
+    extract_error and extract_attempts."""
+    with worker_in_thread(config.settings, redis_server.url, threads=2):
+        outcomes = distributed(config, db, redis_server.url)
+    assert [o.outcome for o in outcomes] == ["ok"]
+    assert query(db, "SELECT count(*) FROM items WHERE extract_status = 'ok'") == [(3,)]
+    ((status, error, attempts),) = query(
+        db,
+        "SELECT extract_status, extract_error, extract_attempts FROM items WHERE url LIKE '%/huge'",
+    )
+    return status, error, attempts
 
 
 def test_a_stuck_extraction_is_stopped_and_the_worker_goes_on(
@@ -741,17 +750,9 @@ def test_a_stuck_extraction_is_stopped_and_the_worker_goes_on(
     monkeypatch.setattr(
         tasks, "Workers", lambda n, **kw: pool.Workers(n, extract_timeout_s=1.5, **kw)
     )
-    with worker_in_thread(config.settings, redis_server.url, threads=2):
-        outcomes = distributed(config, tmp_path / "news.db", redis_server.url)
-    assert [o.outcome for o in outcomes] == ["ok"]
-    ((status, error, attempts),) = query(
-        tmp_path / "news.db",
-        "SELECT extract_status, extract_error, extract_attempts FROM items WHERE url LIKE '%/huge'",
-    )
+    status, error, attempts = huge_page_after_a_pass(config, tmp_path / "news.db", redis_server)
     assert (status, attempts) == ("failed", 1)
     assert "took longer than 1.5 s" in error
-    ok = query(tmp_path / "news.db", "SELECT count(*) FROM items WHERE extract_status = 'ok'")
-    assert ok == [(3,)]
 
 
 def test_a_message_whose_worker_keeps_dying_is_given_up(
