@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -48,7 +47,7 @@ sys.path.insert(0, str(PROJECT))
 sys.path.append(str(PROJECT / "tests"))
 
 from benchmarks import summary  # noqa: E402
-from benchmarks.throughput_cpu import TreeCPU  # noqa: E402
+from benchmarks.throughput_cpu import TreeCPU, machine_busy  # noqa: E402
 from benchmarks.throughput_site import _slug, corpus_files, rss  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -102,45 +101,16 @@ def proc_cpu(pid: int) -> float:
     return sum(map(int, fields[11:15])) / TICK
 
 
-def machine_busy() -> float:
-    line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / TICK
-
-
-def session_cpu(sid: int) -> dict[int, float]:
-    """CPU seconds (user + system, without reaped children) of each live process in the
-    session `sid`: the command and everything it started (the embedded pool's workers are
-    the forkserver's children, which getrusage never sees)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid:  # session id
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
-    return found
-
-
 def run_sampled(command: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run `command` in a session of its own; its CPU and its descendants', sampled every
-    0.2 s while they live (the last 0.2 s of a process that exits is not seen)."""
-    seen: dict[int, float] = {}
+    """Run `command`; its CPU and its descendants' (TreeCPU: sampled from /proc while they
+    live, so the embedded pool's workers under a forkserver are seen too)."""
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
-        out: list[str] = []
-        reader = threading.Thread(target=lambda: out.extend(process.communicate()), daemon=True)
-        reader.start()
-        while reader.is_alive():
-            seen |= session_cpu(process.pid)
-            reader.join(0.2)
+        with TreeCPU(process.pid) as tree:
+            out = process.communicate()
         done = subprocess.CompletedProcess(command, process.returncode, *out)
-    return done, sum(seen.values())
+    return done, tree.seconds
 
 
 @dataclass

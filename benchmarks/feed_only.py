@@ -48,7 +48,8 @@ sys.path.insert(0, str(PROJECT))
 sys.path.append(str(PROJECT / "tests"))
 
 from benchmarks import summary  # noqa: E402
-from benchmarks.distributed import machine_busy, proc_cpu, run_sampled  # noqa: E402
+from benchmarks.distributed import proc_cpu, run_sampled  # noqa: E402
+from benchmarks.throughput_cpu import machine_busy  # noqa: E402
 
 READER_VENV = PROJECT / "benchmarks" / ".reader-venv"
 READER_VERSION = "3.26"

@@ -141,7 +141,7 @@ def cpu_seconds() -> float:
 def measured() -> Iterator[dict[str, float]]:
     """Wall and CPU seconds of the block, in the dict it yields (filled in on exit)."""
     out: dict[str, float] = {}
-    busy0, cpu0, own0, t0 = _machine_busy(), cpu_seconds(), _own_cpu(), time.perf_counter()
+    busy0, cpu0, own0, t0 = machine_busy(), cpu_seconds(), _own_cpu(), time.perf_counter()
     served0 = SERVER.total
     try:
         yield out
@@ -152,10 +152,10 @@ def measured() -> Iterator[dict[str, float]]:
         out["server_cpu"] = SERVER.total - served0  # a part of own_cpu
         # what everything else on the machine used meanwhile: the wall times are only
         # comparable between runs when this stays near zero
-        out["others"] = max(0.0, _machine_busy() - busy0 - out["cpu"])
+        out["others"] = max(0.0, machine_busy() - busy0 - out["cpu"])
 
 
-def _machine_busy() -> float:
+def machine_busy() -> float:
     """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
     try:
         line = Path("/proc/stat").read_text().split("\n", 1)[0]
