@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from feeds_builder import article_page, rss
@@ -34,7 +35,14 @@ class HeldExtraction(Workers):
         self._go: asyncio.Event | None = None
 
     async def extract_fingerprinted(
-        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+        self,
+        body: bytes,
+        url: str,
+        charset: str | None,
+        title: str | None,
+        summary: str | None,
+        *,
+        started: Callable[[], None] | None = None,
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
         if self._go is None:
             self._go = asyncio.Event()
@@ -44,7 +52,9 @@ class HeldExtraction(Workers):
             self._go.set()
         try:
             await self._go.wait()
-            return await super().extract_fingerprinted(body, url, charset, title, summary)
+            return await super().extract_fingerprinted(
+                body, url, charset, title, summary, started=started
+            )
         finally:
             self.waiting -= 1
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
+from typing import Any
 
 import pytest
 
+from aggregator.engine import pool
 from aggregator.engine.pool import Workers, WorkerTimeout, resident_bytes
 from aggregator.errors import NotAFeed
 from aggregator.models import ParsedFeed
@@ -87,6 +90,55 @@ def test_time_queued_for_a_worker_does_not_count_toward_the_deadline() -> None:
             workers.close()
 
     asyncio.run(scenario())
+
+
+def test_an_extraction_is_said_to_start_when_a_worker_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`started` (what a distributed worker's presence shows as extracting) is called when
+    the job gets the worker, not while it waits behind another page."""
+    order: list[str] = []
+    first_may_end = threading.Event()
+
+    def extraction(body: bytes, url: str, charset: str | None, title: str, summary: None) -> Any:
+        order.append(f"ran {title}")
+        if title == "first":
+            first_may_end.wait(30)
+        return None, None
+
+    monkeypatch.setattr(pool, "_extract_fingerprinted", extraction)
+
+    async def scenario() -> None:
+        workers = Workers(0)  # one worker: the second page waits for the first
+        first_started = asyncio.Event()
+
+        def started(title: str) -> Any:
+            def mark() -> None:
+                order.append(f"started {title}")
+                if title == "first":
+                    first_started.set()
+
+            return mark
+
+        try:
+            jobs = [
+                asyncio.ensure_future(
+                    workers.extract_fingerprinted(
+                        b"", "u", None, title, None, started=started(title)
+                    )
+                )
+                for title in ("first", "second")
+            ]
+            await first_started.wait()
+            # Both jobs have run up to where they wait: the second, for the worker.
+            assert "started second" not in order
+            first_may_end.set()
+            await asyncio.gather(*jobs)
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+    assert order == ["started first", "ran first", "started second", "ran second"]
 
 
 def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFixture) -> None:

@@ -57,17 +57,37 @@ CENSUS_S = 600.0  # how often the stale count (which reads every sighting) is re
 
 
 class MeteredWorkers(Workers):
-    """Workers that time each article extraction for the metrics."""
+    """Workers that time each article extraction for the metrics: from when a worker takes
+    the page, not while it waits for one (the queue shows in the refresh's time)."""
 
     def __init__(self, processes: int | None, metrics: Metrics) -> None:
         super().__init__(processes)
         self._metrics = metrics
 
     async def extract_fingerprinted(
-        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+        self,
+        body: bytes,
+        url: str,
+        charset: str | None,
+        title: str | None,
+        summary: str | None,
+        *,
+        started: Callable[[], None] | None = None,
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
-        with self._metrics.extract_seconds.time():
-            return await super().extract_fingerprinted(body, url, charset, title, summary)
+        began: list[float] = []  # a job run again after its worker was stopped: the last
+
+        def timed() -> None:
+            began.append(time.monotonic())
+            if started is not None:
+                started()
+
+        try:
+            return await super().extract_fingerprinted(
+                body, url, charset, title, summary, started=timed
+            )
+        finally:
+            if began:
+                self._metrics.extract_seconds.observe(time.monotonic() - began[-1])
 
 
 class Daemon:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -227,22 +228,40 @@ class Workers:
             free = self._free[loop] = asyncio.Semaphore(max(1, self.processes))
         return free
 
-    async def _run(self, func: Any, *args: Any, timeout: float, what: str) -> Any:
+    async def _run(
+        self,
+        func: Any,
+        *args: Any,
+        timeout: float,
+        what: str,
+        started: Callable[[], None] | None = None,
+    ) -> Any:
         try:
-            return await self._attempt(func, args, timeout=timeout, what=what)
+            return await self._attempt(func, args, timeout=timeout, what=what, started=started)
         except _TakenDown:
             log.info("%s: its worker was stopped with a stuck job; running it again", what)
         try:
-            return await self._attempt(func, args, timeout=timeout, what=what)
+            return await self._attempt(func, args, timeout=timeout, what=what, started=started)
         except _TakenDown:
             raise WorkerTimeout(
                 f"{what} was stopped twice along with other inputs that took too long"
             ) from None
 
-    async def _attempt(self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str) -> Any:
-        """Run the job once a worker is free; only the time it runs counts toward `timeout`."""
+    async def _attempt(
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        *,
+        timeout: float,
+        what: str,
+        started: Callable[[], None] | None = None,
+    ) -> Any:
+        """Run the job once a worker is free; only the time it runs counts toward `timeout`.
+        `started` is called when it gets one."""
         loop = asyncio.get_running_loop()
         async with self._free_workers():
+            if started is not None:
+                started()
             pool = self._pool()
             # Only a process pool's workers are measured: a thread pool's memory is ours.
             measured = isinstance(pool.executor, ProcessPoolExecutor)
@@ -341,12 +360,19 @@ class Workers:
         return result
 
     async def extract_fingerprinted(
-        self, body: bytes, url: str, charset: str | None, title: str | None, summary: str | None
+        self,
+        body: bytes,
+        url: str,
+        charset: str | None,
+        title: str | None,
+        summary: str | None,
+        *,
+        started: Callable[[], None] | None = None,
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
         """The page's article (extract_article), and the fingerprint of `title` (the
         article's own when None), its text and `summary`, in one job: the text need not
         cross back to the workers for it. A fingerprint that fails is returned as its error;
-        an extraction that fails raises."""
+        an extraction that fails raises. `started`: called when a worker takes the job."""
         result: tuple[Article, Fingerprint | AggregatorError | None] = await self._run(
             _extract_fingerprinted,
             body,
@@ -356,6 +382,7 @@ class Workers:
             summary,
             timeout=self.extract_timeout_s,
             what="extracting the article",
+            started=started,
         )
         return result
 

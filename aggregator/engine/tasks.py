@@ -262,7 +262,7 @@ class Runtime:
         self.settings = settings
         self.broker = broker
         self.extracts_here = extracts_here
-        self.presence: Presence | None = None  # told when a fetched page is being extracted
+        self.presence: Presence | None = None  # told when a fetched page starts extracting
         self.workers = ThreadWorkers()
         # The pages it fetched are extracted in a process of its own, as the embedded mode
         # does: on a thread, sharing the interpreter with the fetches and the broker's
@@ -287,11 +287,15 @@ class Runtime:
         """The page extracted and fingerprinted in this worker's extraction process
         (`extracts_here`)."""
         task, page = job.task, job.body
-        if self.presence is not None:
-            self.presence.relabel(FETCH_PAGE, task.page.link, EXTRACT_PAGE)
+        presence = self.presence
+
+        def started() -> None:  # not while the page waits for the extraction process
+            if presence is not None:
+                presence.relabel(FETCH_PAGE, task.page.link, EXTRACT_PAGE)
+
         try:
             article, found = await self.extractor.extract_fingerprinted(
-                page.body, page.url, page.charset, task.title, task.summary
+                page.body, page.url, page.charset, task.title, task.summary, started=started
             )
         except AggregatorError as exc:
             return await asyncio.to_thread(without_page, task, str(exc))
