@@ -277,3 +277,33 @@ def test_story_edits_need_an_existing_database(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "run `aggregator fetch` first" in result.stderr
     assert not db.exists()
+
+
+def test_the_workers_table_counts_each_job_to_now_and_says_when_a_worker_was_heard() -> None:
+    """A heartbeat says what a worker was doing when it was sent: the table adds the time
+    since, so a worker that has stopped beating stands out."""
+    from aggregator.cli.worker_command import worker_rows
+    from aggregator.times import parse_iso
+
+    def heartbeat(beat_at: str, doing: list[dict[str, object]]) -> dict[str, object]:
+        return {
+            "id": "host:1:ab",
+            "queues": ["fetch", "extract"],
+            "threads": 4,
+            "started_at": "2026-12-01T07:00:00Z",
+            "beat_at": beat_at,
+            "done": 3,
+            "failed": 0,
+            "doing": doing,
+        }
+
+    busy = heartbeat(
+        "2026-12-01T08:00:04Z",
+        [{"task": "extract_page", "subject": "https://e.org/a", "for_s": 5.0}],
+    )
+    idle = heartbeat("2026-12-01T08:00:10Z", [])
+    rows = worker_rows([busy, idle], now=parse_iso("2026-12-01T08:00:10Z"))
+    assert [(r["heard"], r["doing"]) for r in rows] == [
+        ("6s ago", "extract_page https://e.org/a (11s)"),
+        ("0s ago", "idle"),
+    ]

@@ -813,6 +813,11 @@ def test_the_cli_worker_commands(
     found = json.loads(listed.output)
     assert [w["pid"] for w in found["workers"]] == [group.processes[0].pid]
     assert [q["queue"] for q in found["queues"]] == ["fetch", "extract", "commit"]
+    table = runner.invoke(cli, [*base, "workers", "--broker", redis_server.url])
+    assert table.exit_code == 0, table.output
+    assert "1 live workers" in table.output
+    assert "heard" in table.output
+    assert "s ago" in table.output
     bad = runner.invoke(cli, [*base, "worker", "--broker", "http://nope", "--queues", "commit"])
     assert bad.exit_code == 2
     assert "not a Redis URL" in bad.output

@@ -4,6 +4,7 @@ running. `broker_option` is the `--broker` of these and of `fetch` and `run`."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
@@ -152,18 +153,9 @@ def workers(obj: Context, broker: str | None, as_json: bool) -> None:
         found = {"workers": live, "queues": [asdict(q) for q in queues]}
         click.echo(escaped_json(json.dumps(found, ensure_ascii=False, indent=2)))
         return
-    rows = [
-        {
-            "worker": w.get("id"),
-            "queues": ",".join(w.get("queues") or ()),
-            "threads": w.get("threads"),
-            "since": w.get("started_at"),
-            "done": w.get("done"),
-            "failed": w.get("failed"),
-            "doing": _doing(w.get("doing") or []),
-        }
-        for w in live
-    ]
+    from aggregator.times import utc_now
+
+    rows = worker_rows(live, now=utc_now())
     if rows:
         render(rows, "table", title=f"{len(rows)} live workers", wrap=("doing",))
     else:
@@ -185,7 +177,38 @@ def workers(obj: Context, broker: str | None, as_json: bool) -> None:
     )
 
 
-def _doing(jobs: list[dict[str, Any]]) -> str:
+def worker_rows(live: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+    """The table's rows from the workers' heartbeats. A heartbeat says what a worker was doing
+    when it was sent (every BEAT_S): `heard` is how long ago that was, and each job's time is
+    counted to `now`. A worker not heard from for longer than that is frozen or cut off from
+    Redis; it drops off the list once its heartbeat expires."""
+    from aggregator.times import parse_iso
+
+    rows = []
+    for w in live:
+        try:
+            ago = max(0.0, (now - parse_iso(str(w.get("beat_at")))).total_seconds())
+        except ValueError:  # a heartbeat from a worker of another version
+            ago = 0.0
+        rows.append(
+            {
+                "worker": w.get("id"),
+                "queues": ",".join(w.get("queues") or ()),
+                "threads": w.get("threads"),
+                "since": w.get("started_at"),
+                "heard": f"{ago:.0f}s ago",
+                "done": w.get("done"),
+                "failed": w.get("failed"),
+                "doing": _doing(w.get("doing") or [], ago),
+            }
+        )
+    return rows
+
+
+def _doing(jobs: list[dict[str, Any]], ago: float) -> str:
     if not jobs:
         return "idle"
-    return "; ".join(f"{j.get('task')} {j.get('subject')} ({j.get('for_s')}s)" for j in jobs)
+    return "; ".join(
+        f"{j.get('task')} {j.get('subject')} ({float(j.get('for_s') or 0) + ago:.0f}s)"
+        for j in jobs
+    )
