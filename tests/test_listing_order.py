@@ -19,7 +19,7 @@ from test_stories import FEEDS, NOW, save
 
 from aggregator.cli import cli
 from aggregator.models import Article, Entry, ItemDraft
-from aggregator.store import Store
+from aggregator.store import Store, queries
 from aggregator.stories import dedup
 from aggregator.stories.identity import draft_for
 
@@ -151,6 +151,26 @@ def test_search_is_by_relevance_unless_sorted(base: list[str]) -> None:
     assert titles(base, "search", "council", "--sort", "first_seen", "--until", "2h") == [
         "Bravo",
         "Alpha",
+    ]
+    assert titles(base, "search", "bravo OR delta", "--sort", "first_seen") == ["Delta", "Bravo"]
+
+
+@pytest.mark.parametrize("walk", [True, False], ids=["walking the index", "sorting the matches"])
+def test_sorted_search_finds_the_newest_matches_either_way(
+    base: list[str], walk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word in many items is searched newest first by walking the time's index, one in
+    few by sorting its matches (queries._matches_many): the same answers, undated last."""
+    monkeypatch.setattr(queries, "_matches_many", lambda *args, **kwargs: walk)
+    by_date = ["search", "council", "--sort", "published"]
+    assert titles(base, *by_date) == ["Bravo", "Charlie", "Alpha", "Delta"]
+    assert titles(base, *by_date, "--limit", "2") == ["Bravo", "Charlie"]
+    assert titles(base, *by_date, "--until", "2026-11-24") == ["Charlie", "Alpha"]
+    by_arrival = ["search", "council", "--sort", "first_seen"]
+    assert titles(base, *by_arrival, "--since", "2026-11-27T11:00") == [
+        "Delta",
+        "Charlie",
+        "Bravo",
     ]
     assert titles(base, "search", "bravo OR delta", "--sort", "first_seen") == ["Delta", "Bravo"]
 

@@ -57,6 +57,14 @@ READS: dict[str, Read] = {
     "stories show": lambda r: (r.story(1), r.story_items(1)),
     "search": lambda r: r.search("Libya", since=None, feed=None, limit=20),
     "search --feed": lambda r: r.search("grain", since=None, feed="tass-en", limit=20),
+    # Matches many for its limit: walks the time's index (queries._matches_many).
+    "search --sort first_seen --limit 1": lambda r: r.search(
+        "Libya", since=None, feed=None, limit=1, sort=Order.FIRST_SEEN
+    ),
+    # Matches few for its limit: sorts them.
+    "search --sort published": lambda r: r.search(
+        "grain", since=None, feed=None, limit=20, sort=Order.PUBLISHED
+    ),
     "export": lambda r: r.export_entries(StoryFilter(limit=50)),
     "export --tag (a served feed's ?tag=)": lambda r: r.export_entries(
         StoryFilter(tag="wire", limit=50)
