@@ -252,6 +252,9 @@ def commands(s: Subjects) -> list[tuple[str, list[str]]]:
         ("stories --limit 20", ["stories", "--limit", "20"]),
         (f"search {s.word}", ["search", s.word]),
         (f"search {s.common}", ["search", s.common]),
+        # Newest first: the matches sorted, or the time's index walked (queries._matches_many).
+        (f"search {s.word} --sort first_seen", ["search", s.word, "--sort", "first_seen"]),
+        (f"search {s.common} --sort published", ["search", s.common, "--sort", "published"]),
         ("export --limit 50", ["export", "--limit", "50", "--link", LINK]),
         ("feeds", ["feeds"]),
         # Beyond the everyday five: a feed's and a desk's items, and a feed's stories.
