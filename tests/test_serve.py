@@ -234,6 +234,34 @@ def test_feed_filters(server: Server, query: str, expected: int) -> None:
     assert len(response.json()["items"]) == expected
 
 
+def story_numbers(feed: dict[str, Any]) -> list[str]:
+    """The stories of a JSON Feed, by the number its ids end in."""
+    return [item["id"].rsplit(":", 1)[-1] for item in feed["items"]]
+
+
+@pytest.mark.parametrize("sort", ["last_seen", "first_seen", "published"])
+def test_a_feed_sorts_and_bounds_its_stories_as_export_does(
+    server: Server, store: Path, sort: str
+) -> None:
+    """?sort= and ?until= give the stories, in the order, that `export --sort --until`
+    gives (the two orders differ on this store, and the bound leaves some out)."""
+    got = {}
+    for until in ("", "2026-11-28T09:00"):
+        bound = f"&until={until}" if until else ""
+        served = server.get(f"/feeds/stories.json?sort={sort}{bound}")
+        assert served.status_code == 200, served.text
+        args = ["export", "--sort", sort, "--format", "json", "--link", "https://d.example/f"]
+        exported = CliRunner().invoke(
+            cli, ["--db", str(store), *args, *(["--until", until] if until else [])]
+        )
+        assert exported.exit_code == 0, exported.output
+        got[until] = story_numbers(served.json())
+        assert got[until] == story_numbers(json.loads(exported.output))
+    assert len(got["2026-11-28T09:00"]) < len(got[""])
+    by_default = story_numbers(server.get("/feeds/stories.json").json())
+    assert (got[""] == by_default) == (sort == "last_seen")
+
+
 def test_a_304_for_a_known_etag_and_for_an_unchanged_date(server: Server) -> None:
     first = server.get("/feeds/stories.atom")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
@@ -268,6 +296,9 @@ def test_a_304_for_a_known_etag_and_for_an_unchanged_date(server: Server) -> Non
         ("?tags=world", "unknown parameter ?tags="),
         ("?tag=", "?tag= is empty"),
         ("?tag=world&tag=wire", "?tag= is given 2 times"),
+        ("?sort=newest", "?sort= must be one of last_seen, first_seen, published, not 'newest'"),
+        ("?until=soon", "?until=: 'soon' is neither a duration"),
+        ("?since=2026-11-28&until=2026-11-27", "is not after ?since=2026-11-28"),
     ],
 )
 def test_a_bad_filter_is_a_400_that_says_why(server: Server, query: str, says: str) -> None:

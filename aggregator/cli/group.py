@@ -57,8 +57,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                " match first (--sort: newest first instead)."),
     "serve": ("serve_command", "The store, read-only, in Datasette (tables, canned queries,"
               " SQL), and live feeds for republishing on the same server: /feeds/stories.atom,"
-              " .rss and .json, each taking ?tag=, ?feed=, ?since=, ?min_sources= and ?limit="
-              " (at most 500), with ETag and Last-Modified."),
+              " .rss and .json, each taking ?tag=, ?feed=, ?since=, ?until=, ?sort= (last_seen,"
+              " first_seen, published, as export's --sort), ?min_sources= and ?limit= (at most"
+              " 500), with ETag and Last-Modified."),
     "stories": ("story_commands", "One row per story (the items that are the same story: the"
                 " same link, or a partner's copy of a wire story), latest first, with the"
                 " feeds that carried it."),

@@ -27,9 +27,10 @@ from aggregator.cli.group import Context, cli, guarded, pass_context
 def serve(obj: Context, host: str, port: int) -> None:
     """The store, read-only, in Datasette (tables, canned queries, SQL), and live feeds for
     republishing on the same server: /feeds/stories.atom, .rss and .json, each taking
-    ?tag=, ?feed=, ?since=, ?min_sources= and ?limit= (at most 500), with ETag and
-    Last-Modified. An unknown tag or feed answers 400 naming the known ones. The feed's
-    self link is settings.publish.link, else the URL it was asked at.
+    ?tag=, ?feed=, ?since=, ?until=, ?sort= (last_seen, first_seen, published, as export's
+    --sort), ?min_sources= and ?limit= (at most 500), with ETag and Last-Modified. An
+    unknown tag or feed answers 400 naming the known ones. The feed's self link is
+    settings.publish.link, else the URL it was asked at.
 
     Nothing is ever written to the store. Runs until Ctrl-C or SIGTERM.
 
@@ -37,6 +38,7 @@ def serve(obj: Context, host: str, port: int) -> None:
     Examples:
       aggregator serve                      # http://127.0.0.1:8001/
       curl -s 'http://127.0.0.1:8001/feeds/stories.atom?tag=world&since=1d'
+      curl -s 'http://127.0.0.1:8001/feeds/stories.json?sort=first_seen&until=2h'
       open http://127.0.0.1:8001/aggregator/latest_stories
     """
     from aggregator.publish.serve import serve as serve_store

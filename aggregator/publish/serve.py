@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs
 
+from aggregator.enums import Order
 from aggregator.errors import StoreError, UsageError
 from aggregator.models import Publishing, StoryFilter
 from aggregator.publish.serve_metadata import DATABASE, FEED_FORMATS, metadata
@@ -43,7 +44,9 @@ from aggregator.store import Reader, harden_reader, open_reader
 from aggregator.times import parse_iso, since_to_iso, utc_now
 
 FEED_ROUTE = r"^/feeds/stories\.(?P<format>" + "|".join(FEED_FORMATS) + r")$"
-FILTERS = ("tag", "feed", "since", "min_sources", "limit")
+FILTERS = ("tag", "feed", "since", "until", "sort", "min_sources", "limit")
+# What ?sort= orders a feed by, latest first, as `export --sort` does.
+SORTS = (Order.LAST_SEEN, Order.FIRST_SEEN, Order.PUBLISHED)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_SOURCES = 1000
@@ -64,8 +67,9 @@ class BadFeedRequest(UsageError):
 
 
 def story_filter(query_string: str, *, now: datetime) -> StoryFilter:
-    """`?tag=&feed=&since=&min_sources=&limit=` as a StoryFilter. Anything unknown, repeated,
-    empty or out of range is a BadFeedRequest naming it: never a feed of something else."""
+    """`?tag=&feed=&since=&until=&sort=&min_sources=&limit=` as a StoryFilter. Anything
+    unknown, repeated, empty or out of range is a BadFeedRequest naming it: never a feed of
+    something else, nor an empty one for a window that holds nothing."""
     given = parse_qs(query_string, keep_blank_values=True)
     unknown = sorted(set(given) - set(FILTERS))
     if unknown:
@@ -80,19 +84,33 @@ def story_filter(query_string: str, *, now: datetime) -> StoryFilter:
         if not found[0].strip():
             raise BadFeedRequest(f"?{name}= is empty; leave it out to not filter by it")
         values[name] = found[0].strip()
-    since = None
-    if "since" in values:
-        try:
-            since = since_to_iso(values["since"], now=now)
-        except ValueError as exc:
-            raise BadFeedRequest(f"?since=: {exc}") from None
+    since, until = _time("since", values, now), _time("until", values, now)
+    if since is not None and until is not None and until <= since:
+        raise BadFeedRequest(
+            f"?until={values['until']} ({until}) is not after ?since={values['since']} ({since}):"
+            " nothing can be in between"
+        )
+    sort = values.get("sort", str(Order.LAST_SEEN))
+    if sort not in SORTS:
+        raise BadFeedRequest(f"?sort= must be one of {', '.join(SORTS)}, not {sort!r}")
     return StoryFilter(
         since=since,
+        until=until,
+        sort=Order(sort),
         feed=values.get("feed"),
         tag=values.get("tag"),
         min_sources=_whole("min_sources", values.get("min_sources"), 1, MAX_SOURCES, 1),
         limit=_whole("limit", values.get("limit"), 1, MAX_LIMIT, DEFAULT_LIMIT),
     )
+
+
+def _time(name: str, values: Mapping[str, str], now: datetime) -> str | None:
+    if name not in values:
+        return None
+    try:
+        return since_to_iso(values[name], now=now)
+    except ValueError as exc:
+        raise BadFeedRequest(f"?{name}=: {exc}") from None
 
 
 def _whole(name: str, text: str | None, low: int, high: int, default: int) -> int:

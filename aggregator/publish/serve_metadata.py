@@ -216,7 +216,8 @@ def metadata() -> dict[str, Any]:
             f"<p>Every day: {queries}.</p>"
             f"<p>Live feeds for republishing: {feeds}"
             " (filters: <code>?tag=</code>, <code>?feed=</code>, <code>?since=</code>,"
-            " <code>?min_sources=</code>, <code>?limit=</code>).</p>"
+            " <code>?until=</code>, <code>?sort=</code>, <code>?min_sources=</code>,"
+            " <code>?limit=</code>).</p>"
         ),
         "databases": {
             DATABASE: {
