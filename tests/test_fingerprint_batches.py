@@ -4,7 +4,6 @@ few jobs, not one each, and each caller still gets its own text's fingerprint.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +48,10 @@ class CountedWorkers(Workers):
         super().__init__(processes)
         self.jobs: list[int] = []
 
-    async def _run(
-        self,
-        func: Any,
-        *args: Any,
-        timeout: float,
-        what: str,
-        started: Callable[[], None] | None = None,
-    ) -> Any:
+    async def _run(self, func: Any, *args: Any, **options: Any) -> Any:
         if func is pool._fingerprints:
             self.jobs.append(len(args[0]))
-        return await super()._run(func, *args, timeout=timeout, what=what, started=started)
+        return await super()._run(func, *args, **options)
 
 
 def test_fingerprints_asked_together_share_jobs_and_each_gets_its_own() -> None:
@@ -122,16 +114,9 @@ class JobLog(Workers):
         super().__init__(1)
         self.jobs: list[tuple[str, tuple[Any, ...]]] = []
 
-    async def _run(
-        self,
-        func: Any,
-        *args: Any,
-        timeout: float,
-        what: str,
-        started: Callable[[], None] | None = None,
-    ) -> Any:
+    async def _run(self, func: Any, *args: Any, **options: Any) -> Any:
         self.jobs.append((func.__name__, args))
-        return await super()._run(func, *args, timeout=timeout, what=what, started=started)
+        return await super()._run(func, *args, **options)
 
 
 def test_a_page_is_extracted_and_its_item_fingerprinted_in_one_job(

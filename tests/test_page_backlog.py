@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from feeds_builder import article_page, rss
 from localserver import LocalServer
@@ -35,14 +35,7 @@ class HeldExtraction(Workers):
         self._go: asyncio.Event | None = None
 
     async def extract_fingerprinted(
-        self,
-        body: bytes,
-        url: str,
-        charset: str | None,
-        title: str | None,
-        summary: str | None,
-        *,
-        started: Callable[[], None] | None = None,
+        self, *args: Any, **options: Any
     ) -> tuple[Article, Fingerprint | AggregatorError | None]:
         if self._go is None:
             self._go = asyncio.Event()
@@ -52,9 +45,7 @@ class HeldExtraction(Workers):
             self._go.set()
         try:
             await self._go.wait()
-            return await super().extract_fingerprinted(
-                body, url, charset, title, summary, started=started
-            )
+            return await super().extract_fingerprinted(*args, **options)
         finally:
             self.waiting -= 1
 
