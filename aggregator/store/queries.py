@@ -227,7 +227,7 @@ def search(
 
 
 # Sorting a match costs about as much as testing 20 entries of a walk down the time's
-# index (at a million items: 2 us against 0.1 us; benchmarks/store_scale.py).
+# index (2 us against 0.1 us, measured on benchmarks/store_scale.py's million-item store).
 MATCH_COST = 20
 
 
@@ -237,7 +237,7 @@ def _matches_many(db: Sql, words: str, *, limit: int) -> bool:
     sqrt(limit x items / MATCH_COST), 1,000 for 20 at a million. A word in 55,000 items of
     a million took 109 ms sorted and 9 ms walked; a word in none, 0 ms sorted and 74 ms
     walked (the whole index)."""
-    newest = db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+    newest = dict_rows(db, "SELECT coalesce(max(id), 0) AS id FROM items", [])[0]["id"]
     enough = math.isqrt(limit * int(newest) // MATCH_COST) + 1
     found = dict_rows(
         db,
