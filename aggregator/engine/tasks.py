@@ -56,7 +56,6 @@ from aggregator.engine.messages import decode, encode
 from aggregator.engine.politeness import HostBusy, HostTurns
 from aggregator.engine.pool import EXTRACT_TIMEOUT_S, PARSE_TIMEOUT_S, Workers, WorkerTimeout
 from aggregator.engine.stages import (
-    ArticleText,
     FeedPoll,
     PageBody,
     PageFetch,
@@ -234,21 +233,13 @@ def one_at_a_time(func: Callable[[], Any]) -> Any:
 
 def without_page(task: PageTask, error: str) -> PageDone:
     """A page that could not be had: a new item is then placed by its title and summary."""
-    found = None
+    found: Fingerprint | None = None
     if task.title is not None or task.summary is not None:
-        found = _fingerprint(ArticleText(task.title, None, task.summary))
+        try:
+            found = one_at_a_time(lambda: fingerprint(task.title, None, task.summary))
+        except AggregatorError as exc:  # stored all the same, a story of its own
+            log.warning("fingerprinting failed: %s", exc)
     return PageDone(task.feed, task.page.url, task.attempts, None, error, found)
-
-
-def _fingerprint(text: ArticleText) -> Fingerprint | None:
-    try:
-        found: Fingerprint | None = one_at_a_time(
-            lambda: fingerprint(text.title, text.text, text.summary)
-        )
-        return found
-    except AggregatorError as exc:  # stored all the same, a story of its own
-        log.warning("fingerprinting failed: %s", exc)
-        return None
 
 
 class Runtime:
