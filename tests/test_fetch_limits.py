@@ -11,7 +11,16 @@ from dataclasses import replace
 from itertools import pairwise
 
 import pytest
-from fetch_helpers import ENCODERS, LOCAL, MB, RSS, fetch, send_headers
+from fetch_helpers import (
+    CLOCK_TICK_S,
+    ENCODERS,
+    LOCAL,
+    MB,
+    RSS,
+    TimedSlots,
+    fetch,
+    send_headers,
+)
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.config.loader import parse_config
@@ -171,12 +180,12 @@ def test_requests_in_flight_are_capped(
     assert server.hits("/feed") == 4
 
 
-def record_arrivals(server: LocalServer, path: str) -> list[tuple[float, str]]:
-    """(monotonic time, Host header) of each request to `path`, as the server saw it arrive."""
-    arrivals: list[tuple[float, str]] = []
+def record_arrivals(server: LocalServer, path: str) -> list[str]:
+    """The Host header of each request to `path`, as the server saw it arrive."""
+    arrivals: list[str] = []
 
     def arrive(request: RecordedRequest, writer: ResponseWriter) -> None:
-        arrivals.append((time.monotonic(), request.headers["host"]))
+        arrivals.append(request.headers["host"])
         send_headers(writer)
         writer.write(b"ok")
 
@@ -184,9 +193,12 @@ def record_arrivals(server: LocalServer, path: str) -> list[tuple[float, str]]:
     return arrivals
 
 
-def get_all(settings: Settings, urls: list[str], *, concurrent: bool) -> None:
+def get_all(settings: Settings, urls: list[str], *, concurrent: bool) -> list[tuple[float, str]]:
+    """Fetch `urls`; the (loop time, host) each request started at, in order."""
+    slots = TimedSlots(settings)
+
     async def run() -> None:
-        async with Fetcher(settings) as fetcher:
+        async with Fetcher(settings, host_slots=slots) as fetcher:
             if concurrent:
                 await asyncio.gather(*(fetcher.get(url, max_bytes=MB) for url in urls))
             else:
@@ -194,30 +206,25 @@ def get_all(settings: Settings, urls: list[str], *, concurrent: bool) -> None:
                     await fetcher.get(url, max_bytes=MB)
 
     asyncio.run(run())
-
-
-# A request reaches the server a millisecond or two after it starts, now and then ~20 ms
-# later (thread scheduling): gaps are checked with 50 ms to spare.
-JITTER_S = 0.05
+    return slots.starts
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
 def test_requests_to_one_host_start_a_gap_apart(server: LocalServer, concurrent: bool) -> None:
     arrivals = record_arrivals(server, "/feed")
     urls = [server.url(f"/feed?n={n}") for n in range(3)]
-    get_all(replace(LOCAL, host_gap_s=0.3, per_host=3), urls, concurrent=concurrent)
-    times = sorted(t for t, _ in arrivals)
-    assert len(times) == 3
-    assert min(b - a for a, b in pairwise(times)) >= 0.3 - JITTER_S
+    starts = get_all(replace(LOCAL, host_gap_s=0.3, per_host=3), urls, concurrent=concurrent)
+    assert len(arrivals) == len(starts) == 3
+    assert min(b - a for (a, _), (b, _) in pairwise(starts)) >= 0.3 - CLOCK_TICK_S
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
 def test_no_gap_means_no_delay(server: LocalServer, concurrent: bool) -> None:
     arrivals = record_arrivals(server, "/feed")
     urls = [server.url(f"/feed?n={n}") for n in range(3)]
-    get_all(replace(LOCAL, host_gap_s=0), urls, concurrent=concurrent)
-    times = sorted(t for t, _ in arrivals)
-    assert times[-1] - times[0] < 0.2
+    starts = get_all(replace(LOCAL, host_gap_s=0), urls, concurrent=concurrent)
+    assert len(arrivals) == 3
+    assert starts[-1][0] - starts[0][0] < 0.2
 
 
 def test_waiting_for_a_host_holds_no_global_slot(server: LocalServer) -> None:
@@ -225,12 +232,11 @@ def test_waiting_for_a_host_holds_no_global_slot(server: LocalServer) -> None:
     arrivals = record_arrivals(server, "/feed")
     other_host = server.url("/feed?n=3").replace("127.0.0.1", "localhost")
     urls = [server.url("/feed?n=1"), server.url("/feed?n=2"), other_host]
-    get_all(replace(LOCAL, host_gap_s=0.3, concurrency=1), urls, concurrent=True)
-    (first, _), (second, second_host), (third, third_host) = sorted(arrivals)
-    assert second_host.startswith("localhost")
-    assert second - first < 0.3 - JITTER_S
-    assert third_host.startswith("127.0.0.1")
-    assert third - first >= 0.3 - JITTER_S
+    starts = get_all(replace(LOCAL, host_gap_s=0.3, concurrency=1), urls, concurrent=True)
+    assert len(arrivals) == 3
+    (first, first_host), (_, second_host), (third, third_host) = starts
+    assert [first_host, second_host, third_host] == ["127.0.0.1", "localhost", "127.0.0.1"]
+    assert third - first >= 0.3 - CLOCK_TICK_S
 
 
 def test_hosts_no_longer_held_back_are_forgotten() -> None:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from feeds_builder import rss
+from fetch_helpers import CLOCK_TICK_S, TimedSlots
 from localserver import LocalServer, RecordedRequest, ResponseWriter
 
 from aggregator.config.loader import parse_config
 from aggregator.engine.pool import Workers
 from aggregator.engine.run import fetch_feeds
 from aggregator.errors import FetchError, HTTPStatusError, RobotsDisallowed
-from aggregator.fetch.client import Fetcher
+from aggregator.fetch.client import Fetcher, HostSlots
 from aggregator.fetch.robots import RULES_TTL_S, UNAVAILABLE_TTL_S, RobotsCache, product_token
 from aggregator.models import FetchResult, Settings
 from aggregator.store import Store
@@ -26,12 +26,11 @@ KB = 1024
 LOCAL = Settings(allow_private_networks=True, host_gap_s=0)  # the test server is on loopback
 PAGE = "<html><body><p>The story.</p></body></html>"
 NO_PRIVATE = "User-agent: *\nDisallow: /private/\n"
-# A request reaches the server a millisecond or two after it starts, now and then ~20 ms
-# later (thread scheduling): gaps are checked with 50 ms to spare.
-JITTER_S = 0.05
 
 
-def get_pages(urls: list[str], settings: Settings = LOCAL) -> list[FetchResult | FetchError]:
+def get_pages(
+    urls: list[str], settings: Settings = LOCAL, *, host_slots: HostSlots | None = None
+) -> list[FetchResult | FetchError]:
     """`get_page` each URL, all at once; each result or the FetchError it raised."""
 
     async def one(fetcher: Fetcher, url: str) -> FetchResult | FetchError:
@@ -41,7 +40,7 @@ def get_pages(urls: list[str], settings: Settings = LOCAL) -> list[FetchResult |
             return exc
 
     async def run() -> list[FetchResult | FetchError]:
-        async with Fetcher(settings) as fetcher:
+        async with Fetcher(settings, host_slots=host_slots) as fetcher:
             return list(await asyncio.gather(*(one(fetcher, url) for url in urls)))
 
     return asyncio.run(run())
@@ -197,19 +196,17 @@ def test_every_redirect_hop_is_checked(server: LocalServer) -> None:
 
 def test_crawl_delay_spaces_the_site_s_pages(server: LocalServer) -> None:
     server.add("/robots.txt", "User-agent: *\nCrawl-delay: 0.3\n", content_type="text/plain")
-    arrivals: list[float] = []
-
-    def arrive(request: RecordedRequest, writer: ResponseWriter) -> None:
-        arrivals.append(time.monotonic())
-        writer.send_status(200)
-        writer.send_header("Content-Type", "text/html")
-        writer.end_headers()
-        writer.write(PAGE.encode())
-
-    server.add_handler("/news", arrive)
-    get_pages([server.url(f"/news?n={n}") for n in range(3)], replace(LOCAL, host_gap_s=0))
-    assert len(arrivals) == 3
-    assert min(b - a for a, b in pairwise(sorted(arrivals))) >= 0.3 - JITTER_S
+    serve_pages(server, "/news")
+    settings = replace(LOCAL, host_gap_s=0)
+    slots = TimedSlots(settings)
+    results = get_pages([server.url(f"/news?n={n}") for n in range(3)], settings, host_slots=slots)
+    assert all(isinstance(r, FetchResult) for r in results)
+    assert server.hits("/news") == 3
+    assert server.hits("/robots.txt") == 1
+    # robots.txt is asked for first, then the pages, each a Crawl-delay after the last.
+    pages = [t for t, _ in slots.starts[1:]]
+    assert len(pages) == 3
+    assert min(b - a for a, b in pairwise(pages)) >= 0.3 - CLOCK_TICK_S
 
 
 @pytest.mark.parametrize(("crawl_delay", "gap"), [("3600", 10.0), ("2.5", 2.5), ("0", 0.0)])
