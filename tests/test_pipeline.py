@@ -66,6 +66,11 @@ def rows(store: Store, sql: str, *params: object) -> list[tuple[object, ...]]:
     return store.execute(sql, params)
 
 
+def pairs(store: Store, sql: str) -> dict[object, object]:
+    """A two-column query's rows as {first: second}."""
+    return {row[0]: row[1] for row in rows(store, sql)}
+
+
 def serve_commonspace(server: LocalServer) -> None:
     """The example page, the Libya story it keeps repeating, and two feeds listing both."""
     csto_html = (FIXTURES / "commonspace-csto.html").read_bytes()
@@ -208,7 +213,7 @@ def test_formats_encodings_and_failures_in_one_run(server: LocalServer, store: S
     assert outcomes["moved"].new_items == 1
     assert (outcomes["missing"].outcome, outcomes["missing"].http_status) == ("not_found", 404)
     assert outcomes["html"].outcome == "not_a_feed"
-    states = dict(rows(store, "SELECT name, state FROM feeds"))  # type: ignore[arg-type]
+    states = pairs(store, "SELECT name, state FROM feeds")
     assert states == {
         "rss": "ok",
         "json": "ok",
@@ -216,7 +221,7 @@ def test_formats_encodings_and_failures_in_one_run(server: LocalServer, store: S
         "missing": "failing",
         "html": "failing",
     }
-    errors = dict(rows(store, "SELECT name, last_error FROM feeds WHERE state = 'failing'"))  # type: ignore[arg-type]
+    errors = pairs(store, "SELECT name, last_error FROM feeds WHERE state = 'failing'")
     assert "404" in str(errors["missing"])
     assert "HTML page" in str(errors["html"])
     # The JSON Feed's relative link was resolved against the feed's address.
@@ -311,7 +316,7 @@ def test_full_text_feeds_are_not_fetched_again(server: LocalServer, store: Store
     run(config, store)
     assert server.hits("/p/1") == 0
     assert server.hits("/p/2") == 0
-    statuses = dict(rows(store, "SELECT title, extract_status FROM items"))  # type: ignore[arg-type]
+    statuses = pairs(store, "SELECT title, extract_status FROM items")
     assert statuses == {"Partner": "feed", "Short": "feed"}
     text = rows(store, "SELECT text FROM items WHERE title = 'Partner'")[0][0]
     assert "Full text of the partner's article." in str(text)
