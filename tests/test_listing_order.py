@@ -19,7 +19,9 @@ from test_stories import FEEDS, NOW, save
 
 from aggregator.cli import cli
 from aggregator.models import Article, Entry, ItemDraft
-from aggregator.store import Store, queries
+from aggregator.publish.serve import not_modified, story_filter
+from aggregator.publish.story_feed import story_feed
+from aggregator.store import Store, open_reader, queries
 from aggregator.stories import dedup
 from aggregator.stories.identity import draft_for
 
@@ -190,6 +192,38 @@ def test_export_sorts_and_bounds_its_stories(base: list[str]) -> None:
         "Alpha",
     ]
     assert exported("--sort", "published", "--since", "2026-11-21") == ["Bravo", "Charlie"]
+
+
+def test_a_served_feed_with_until_changes_its_date_when_a_story_leaves_it(tmp_path: Path) -> None:
+    """Alpha carried again moves past ?until= and out of the feed: none of the stories left in
+    it changed, yet a reader asking If-Modified-Since must get the feed, not a 304."""
+    store = Store.open(str(tmp_path / "desk.db"))
+    store.sync_feeds(FEEDS, now=NOW)
+    for seed, (title, seen, published) in enumerate(ARRIVALS, 1):
+        save(store, "wire", dated(title, published, seed), at=seen)
+    wanted = story_filter("until=2026-11-27T13:30", now=CLOCK)
+
+    def served() -> tuple[list[str], str]:
+        reader = open_reader(str(tmp_path / "desk.db"))
+        try:
+            feed = story_feed(reader, wanted, "json", link="https://desk.example/f", title="t")
+        finally:
+            reader.close()
+        titles = [item["title"].split()[0] for item in json.loads(feed.body)["items"]]
+        return titles, feed.updated
+
+    before, updated = served()
+    assert before == ["Delta", "Charlie", "Bravo", "Alpha"]
+    alpha = ARRIVALS[0]
+    save(store, "partner", dated(alpha[0], alpha[2], 1), at=ALPHA_AGAIN)
+    store.close()
+    after, updated_after = served()
+    assert after == ["Delta", "Charlie", "Bravo"]
+    assert updated_after == ALPHA_AGAIN
+    asked = {"if-modified-since": "Fri, 27 Nov 2026 13:00:00 GMT"}  # `updated` as an HTTP date
+    assert updated == "2026-11-27T13:00:00Z"
+    assert not_modified(asked, etag="", updated=updated)
+    assert not not_modified(asked, etag="", updated=updated_after)
 
 
 @pytest.mark.parametrize("command", ["items", "stories", "search council", "export"])

@@ -48,5 +48,9 @@ def story_feed(
     entries = reader.export_entries(wanted)
     created_on = reader.created_on()
     updated = max((e.last_seen_at for e in entries), default=f"{created_on}T00:00:00Z")
+    if wanted.until is not None:
+        # A story carried again moves past ?until= and leaves the feed: it changed though
+        # none of the stories still in it did. The store's latest change covers that.
+        updated = max(updated, reader.latest_change() or updated)
     channel = Channel(title=title, link=link, updated=updated, created_on=created_on)
     return StoryFeed(render_feed(entries, fmt, channel), MEDIA_TYPES[fmt], len(entries), updated)

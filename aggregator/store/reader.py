@@ -188,6 +188,11 @@ class Reader:
         if tag is not None and tag not in (tags := self.tag_names()):
             raise UnknownName("tag", tag, tags)
 
+    def latest_change(self) -> str | None:
+        """When a story was last carried, any story (ISO 8601 UTC); None in an empty store."""
+        row = self.db.execute("SELECT max(last_seen_at) FROM stories").fetchone()
+        return str(row[0]) if row and row[0] else None
+
     def created_on(self) -> str:
         """The day this store was made (YYYY-MM-DD): part of every story's stable id."""
         row = self.db.execute("SELECT min(applied_at) FROM _sqlite_migrations").fetchone()
