@@ -434,6 +434,20 @@ def test_since_in_a_feed_url_is_relative_to_now() -> None:
     assert story_filter("", now=now).limit == 50
 
 
+@pytest.mark.parametrize(
+    ("query", "until"),
+    [
+        ("until=2026-11-28T09:00+02:00", "2026-11-28T07:00:00Z"),  # "+" read as a space
+        ("until=2026-11-28T09:00%2B02:00", "2026-11-28T07:00:00Z"),
+        ("until=2026-11-28T09:00:30+0530", "2026-11-28T03:30:30Z"),
+        ("until=2026-11-28T09:00-02:00", "2026-11-28T11:00:00Z"),
+        ("until=2026-11-28+09:00", "2026-11-28T09:00:00Z"),  # a space between date and time
+    ],
+)
+def test_a_time_in_a_feed_url_keeps_its_offset(query: str, until: str) -> None:
+    assert story_filter(query, now=parse_iso("2026-11-30T12:00:00Z")).until == until
+
+
 # -- what a person sees ---------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -104,11 +104,16 @@ def story_filter(query_string: str, *, now: datetime) -> StoryFilter:
     )
 
 
+# A query string's "+" reads as a space: "T09:00+02:00" arrives as "T09:00 02:00".
+_OFFSET_AS_SPACE = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
+
+
 def _time(name: str, values: Mapping[str, str], now: datetime) -> str | None:
     if name not in values:
         return None
+    text = _OFFSET_AS_SPACE.sub(r"\1+\2", values[name])
     try:
-        return since_to_iso(values[name], now=now)
+        return since_to_iso(text, now=now)
     except ValueError as exc:
         raise BadFeedRequest(f"?{name}=: {exc}") from None
 
