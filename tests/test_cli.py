@@ -281,29 +281,31 @@ def test_story_edits_need_an_existing_database(tmp_path: Path) -> None:
 
 def test_the_workers_table_counts_each_job_to_now_and_says_when_a_worker_was_heard() -> None:
     """A heartbeat says what a worker was doing when it was sent: the table adds the time
-    since, so a worker that has stopped beating stands out."""
+    since (on Redis's clock, `heard_s`), so a worker that has stopped beating stands out. A
+    heartbeat that says nothing readable of it shows "?", never a fresh "0s ago"."""
     from aggregator.cli.worker_command import worker_rows
-    from aggregator.times import parse_iso
 
-    def heartbeat(beat_at: str, doing: list[dict[str, object]]) -> dict[str, object]:
+    def heartbeat(heard_s: object, doing: list[dict[str, object]]) -> dict[str, object]:
         return {
             "id": "host:1:ab",
             "queues": ["fetch", "extract"],
             "threads": 4,
             "started_at": "2026-12-01T07:00:00Z",
-            "beat_at": beat_at,
+            "beat_at": "2026-12-01T08:00:04Z",  # the worker's own clock: not used
             "done": 3,
             "failed": 0,
             "doing": doing,
+            **({} if heard_s is None else {"heard_s": heard_s}),
         }
 
-    busy = heartbeat(
-        "2026-12-01T08:00:04Z",
-        [{"task": "extract_page", "subject": "https://e.org/a", "for_s": 5.0}],
-    )
-    idle = heartbeat("2026-12-01T08:00:10Z", [])
-    rows = worker_rows([busy, idle], now=parse_iso("2026-12-01T08:00:10Z"))
+    busy = heartbeat(6.0, [{"task": "extract_page", "subject": "https://e.org/a", "for_s": 5.0}])
+    idle = heartbeat(0.2, [])
+    unknown = heartbeat(None, [{"task": "fetch_page", "subject": "https://e.org/b", "for_s": "x"}])
+    odd = heartbeat("soon", [])
+    rows = worker_rows([busy, idle, unknown, odd])
     assert [(r["heard"], r["doing"]) for r in rows] == [
         ("6s ago", "extract_page https://e.org/a (11s)"),
         ("0s ago", "idle"),
+        ("?", "fetch_page https://e.org/b (0s)"),
+        ("?", "idle"),
     ]

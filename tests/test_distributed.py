@@ -812,6 +812,8 @@ def test_the_cli_worker_commands(
     assert listed.exit_code == 0, listed.output
     found = json.loads(listed.output)
     assert [w["pid"] for w in found["workers"]] == [group.processes[0].pid]
+    # How long ago it beat, on Redis's clock: within the heartbeat's life, never negative.
+    assert 0 <= found["workers"][0]["heard_s"] <= brokers.WORKER_BEAT_TTL_MS / 1000
     assert [q["queue"] for q in found["queues"]] == ["fetch", "extract", "commit"]
     table = runner.invoke(cli, [*base, "workers", "--broker", redis_server.url])
     assert table.exit_code == 0, table.output

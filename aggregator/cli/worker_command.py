@@ -3,8 +3,8 @@ running. `broker_option` is the `--broker` of these and of `fetch` and `run`."""
 
 from __future__ import annotations
 
+import math
 import sys
-from datetime import datetime
 from typing import Any
 
 import click
@@ -153,9 +153,7 @@ def workers(obj: Context, broker: str | None, as_json: bool) -> None:
         found = {"workers": live, "queues": [asdict(q) for q in queues]}
         click.echo(escaped_json(json.dumps(found, ensure_ascii=False, indent=2)))
         return
-    from aggregator.times import utc_now
-
-    rows = worker_rows(live, now=utc_now())
+    rows = worker_rows(live)
     if rows:
         render(rows, "table", title=f"{len(rows)} live workers", wrap=("doing",))
     else:
@@ -177,38 +175,44 @@ def workers(obj: Context, broker: str | None, as_json: bool) -> None:
     )
 
 
-def worker_rows(live: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+def worker_rows(live: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The table's rows from the workers' heartbeats. A heartbeat says what a worker was doing
-    when it was sent (every BEAT_S): `heard` is how long ago that was, and each job's time is
-    counted to `now`. A worker not heard from for longer than that is frozen or cut off from
-    Redis; it drops off the list once its heartbeat expires."""
-    from aggregator.times import parse_iso
-
+    when it was sent (every BEAT_S): `heard` is how long ago that was (`heard_s`, on Redis's
+    clock), and each job's time is counted to now. A worker not heard from for longer than
+    that is frozen or cut off from Redis; it drops off the list once its heartbeat expires."""
     rows = []
     for w in live:
-        try:
-            ago = max(0.0, (now - parse_iso(str(w.get("beat_at")))).total_seconds())
-        except ValueError:  # a heartbeat from a worker of another version
-            ago = 0.0
+        ago = _seconds(w.get("heard_s"))
         rows.append(
             {
                 "worker": w.get("id"),
                 "queues": ",".join(w.get("queues") or ()),
                 "threads": w.get("threads"),
                 "since": w.get("started_at"),
-                "heard": f"{ago:.0f}s ago",
+                "heard": "?" if ago is None else f"{ago:.0f}s ago",
                 "done": w.get("done"),
                 "failed": w.get("failed"),
-                "doing": _doing(w.get("doing") or [], ago),
+                "doing": _doing(w.get("doing") or [], ago or 0.0),
             }
         )
     return rows
+
+
+def _seconds(value: object) -> float | None:
+    """A number of seconds from a heartbeat; None for anything else (another version's)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _doing(jobs: list[dict[str, Any]], ago: float) -> str:
     if not jobs:
         return "idle"
     return "; ".join(
-        f"{j.get('task')} {j.get('subject')} ({float(j.get('for_s') or 0) + ago:.0f}s)"
+        f"{j.get('task')} {j.get('subject')} ({(_seconds(j.get('for_s')) or 0.0) + ago:.0f}s)"
         for j in jobs
     )

@@ -49,6 +49,7 @@ SOCKET_TIMEOUT_S = 10.0
 
 WRITER_KEY = f"{NAMESPACE}:writer"
 WORKER_PREFIX = f"{NAMESPACE}:worker:"
+WORKER_BEAT_TTL_MS = 15_000  # a worker's heartbeat key lives this long: silent longer, unlisted
 WRITER_LEASE_MS = 30_000  # renewed every third of it
 
 
@@ -231,16 +232,26 @@ def worker_key(worker_id: str) -> str:
 
 
 def live_workers(conn: redis.Redis) -> list[dict[str, Any]]:
-    """Each live worker's last heartbeat (workers whose heartbeat expired are gone)."""
+    """Each live worker's last heartbeat (workers whose heartbeat expired are gone), with
+    `heard_s`: how long ago it was sent, on Redis's clock (the time its key has lived),
+    whatever the clocks of the worker's machine and this one say."""
+    keys = list(_scan(conn, f"{WORKER_PREFIX}*"))
+    pipe = conn.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+        pipe.pttl(key)
+    answers = pipe.execute() if keys else []
     found = []
-    for key in _scan(conn, f"{WORKER_PREFIX}*"):
-        raw = conn.get(key)
-        if raw is None:
-            continue
+    for raw, ttl_ms in zip(answers[0::2], answers[1::2], strict=True):
         try:
-            found.append(json.loads(raw))
+            beat = json.loads(raw) if raw is not None else None
         except ValueError:
             continue
+        if not isinstance(beat, dict):
+            continue  # expired between the scan and the read, or not a heartbeat
+        if isinstance(ttl_ms, int) and ttl_ms >= 0:
+            beat["heard_s"] = max(0, WORKER_BEAT_TTL_MS - ttl_ms) / 1000
+        found.append(beat)
     return sorted(found, key=lambda w: (str(w.get("host")), int(w.get("pid") or 0)))
 
 

@@ -78,7 +78,7 @@ MAX_DELIVERIES = 3  # a message whose worker died under it this often is given u
 RETRY_BACKOFF_MS = int(os.environ.get("AGGREGATOR_BROKER_RETRY_BACKOFF_MS", "2000"))
 SEND_PATIENCE_S = 300.0  # how long a worker keeps trying to hand on its answer to Redis
 BEAT_S = 2.0  # a worker's heartbeat for `aggregator workers`
-BEAT_TTL_MS = 15_000  # a worker silent this long is no longer listed
+BEAT_TTL_MS = brokers.WORKER_BEAT_TTL_MS  # a worker silent this long is no longer listed
 DELIVERY_TTL_S = 7 * 86_400
 
 POLL, FETCH_PAGE, EXTRACT_PAGE, COMMIT_ACTOR, GAVE_UP = (
