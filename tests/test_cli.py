@@ -194,6 +194,26 @@ def test_since_beyond_the_calendar_is_a_usage_error(
         assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize("option", ["--limit", "--min-sources"])
+def test_a_count_longer_than_the_store_can_hold_is_a_usage_error(
+    setup: tuple[CliRunner, list[str]], option: str
+) -> None:
+    """SQLite's integers end at 2**63 - 1: a longer --limit is refused naming the range,
+    never an OverflowError from inside a query."""
+    runner, base = setup
+    runner.invoke(cli, [*base, "fetch"])
+    takes = ("items", "search x", "stories", "export --link https://d.example/f")
+    for command in (
+        takes if option == "--limit" else ("stories", "export --link https://d.example/f")
+    ):
+        result = runner.invoke(cli, [*base, *command.split(), option, "9" * 20])
+        assert result.exit_code == 2, result.output
+        assert "is not in the range 1<=x<=9223372036854775807" in result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        largest = runner.invoke(cli, [*base, *command.split(), option, str(2**63 - 1)])
+        assert largest.exit_code == 0, largest.output
+
+
 def test_database_under_a_file_is_a_clear_error(
     setup: tuple[CliRunner, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from aggregator.cli.group import (
+    COUNT,
     ITEM_COLUMNS,
     Context,
     cli,
@@ -165,9 +166,7 @@ def _fetch_kept(finished: list[FeedOutcome], total: int) -> str:
     help="Only items whose article page stands so: ok (extracted), failed, pending (not"
     " tried yet), skipped (no link, or extraction off); feed (the feed had the full text).",
 )
-@click.option(
-    "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most N items."
-)
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="At most N items.")
 @format_option
 @pass_context
 @guarded
@@ -213,9 +212,7 @@ def items(
 @sort_option(Order.RELEVANCE, Order.FIRST_SEEN, Order.PUBLISHED, default=Order.RELEVANCE)
 @click.option("--feed", help="Only items seen in this feed.")
 @tag_option
-@click.option(
-    "--limit", type=click.IntRange(1), default=20, show_default=True, help="At most N items."
-)
+@click.option("--limit", type=COUNT, default=20, show_default=True, help="At most N items.")
 @format_option
 @pass_context
 @guarded

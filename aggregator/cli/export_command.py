@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli.group import Context, cli, guarded, pass_context, sort_option, window
+from aggregator.cli.group import (
+    COUNT,
+    Context,
+    cli,
+    guarded,
+    pass_context,
+    sort_option,
+    window,
+)
 from aggregator.enums import Order
 from aggregator.errors import StoreError
 from aggregator.models import StoryFilter
@@ -42,14 +50,12 @@ from aggregator.publish.serve_metadata import FEED_FORMATS as FORMATS
 @click.option("--tag", help="Only stories carried by a feed with this tag (a desk).")
 @click.option(
     "--min-sources",
-    type=click.IntRange(1),
+    type=COUNT,
     default=1,
     show_default=True,
     help="Only stories carried by at least this many feeds.",
 )
-@click.option(
-    "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most N stories."
-)
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="At most N stories.")
 @click.option("--title", help="The feed's title; default: settings.publish.title.")
 @click.option(
     "--link",

@@ -289,6 +289,11 @@ def until_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+# --limit and --min-sources: SQLite's largest integer bounds them, so a longer number is a
+# usage error naming the range rather than an overflow deep in a query.
+COUNT = click.IntRange(1, 2**63 - 1)
+
+
 def sort_option(*orders: Order, default: Order) -> Callable[..., Any]:
     """`--sort`: which time orders a listing, newest first; --since and --until bound it."""
     from aggregator.enums import Order

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from aggregator.cli.group import (
+    COUNT,
     Context,
     cli,
     format_option,
@@ -46,16 +47,14 @@ SIGNALS = {
 @sort_option(Order.LAST_SEEN, Order.FIRST_SEEN, Order.PUBLISHED, default=Order.LAST_SEEN)
 @click.option(
     "--min-sources",
-    type=click.IntRange(1),
+    type=COUNT,
     default=1,
     show_default=True,
     help="Only stories carried by at least N feeds (2: picked up by more than one source).",
 )
 @click.option("--feed", help="Only stories with an item seen in this feed.")
 @tag_option
-@click.option(
-    "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most N stories."
-)
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="At most N stories.")
 @format_option
 @click.pass_context
 @guarded
