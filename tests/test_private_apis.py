@@ -1,32 +1,37 @@
-"""Private attributes of libraries that the code still reads, each behind one adapter.
+"""Private details of libraries that the code still relies on, each behind one adapter.
 
-These fail loudly when an upgrade removes or reshapes what the adapter reads, instead of
-leaving the behaviour that depends on it silently broken.
+These fail loudly when an upgrade reshapes what the adapter reads, instead of leaving the
+behaviour that depends on it silently broken.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing.process import BaseProcess
+import threading
 
-from aggregator.engine.pool import worker_processes
+import pytest
 
-
-def test_process_pool_workers_are_still_listed_in_processes() -> None:
-    """`worker_processes` reads ProcessPoolExecutor._processes: without it, a stuck worker
-    would never be killed."""
-    context = multiprocessing.get_context("forkserver")  # as Workers makes its pool
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
-        pid = executor.submit(os.getpid).result(timeout=60)
-        assert isinstance(executor._processes, dict)
-        processes = worker_processes(executor)
-        assert [process.pid for process in processes] == [pid]
-        assert all(isinstance(process, BaseProcess) for process in processes)
-    assert worker_processes(executor) == []  # shut down: the attribute is None
+from aggregator.engine.processes import _whole_frame
 
 
-def test_a_thread_pool_has_no_worker_processes() -> None:
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        assert worker_processes(executor) == []
+@pytest.mark.parametrize("size", [0, 5, 16_385, 300_000])
+def test_a_connection_frames_bytes_as_the_worker_pipes_read_them(size: int) -> None:
+    """The workers answer with `Connection.send_bytes`; the event loop reads the pipe itself
+    (`processes._whole_frame`): a signed 32-bit big-endian length, then the bytes."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    payload = os.urandom(size)
+    # On a thread: a pipe holds 64 KB unread, and a larger answer waits for its reader.
+    sender = threading.Thread(target=writer.send_bytes, args=(payload,))
+    sender.start()
+    try:
+        frame, got = bytearray(), None
+        while got is None:
+            frame += os.read(reader.fileno(), 1 << 20)
+            got = _whole_frame(frame)
+        assert got == payload
+        assert frame == bytearray()  # emptied for the next answer
+    finally:
+        sender.join()
+        reader.close()
+        writer.close()

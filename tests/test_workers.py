@@ -1,19 +1,22 @@
-"""The process pool: results cross the process boundary; a stuck worker is killed and the
-pool recovers for the next job."""
+"""The worker processes: results cross the process boundary; a stuck or dead worker costs
+its own job, and the next job gets a fresh one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aggregator.engine import pool
-from aggregator.engine.pool import Workers, WorkerTimeout, resident_bytes
+from aggregator.engine.pool import WorkerCrashed, Workers, WorkerTimeout, resident_bytes
 from aggregator.errors import NotAFeed
 from aggregator.models import ParsedFeed
 
@@ -141,9 +144,12 @@ def test_an_extraction_is_said_to_start_when_a_worker_takes_it(
     assert order == ["started first", "ran first", "started second", "ran second"]
 
 
-def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_job_beside_a_stuck_one_is_untouched_by_its_kill(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Two workers: one stuck on a pathological feed, the other busy with an ordinary one
-    when the stuck worker's pool is killed. The ordinary job runs again and succeeds."""
+    when the stuck worker is killed. Only the stuck worker is stopped; the ordinary job
+    finishes where it runs, once, and its worker stays for the next job."""
     caplog.set_level(logging.INFO, logger="aggregator.engine.pool")
     ordinary, stuck = slow_feed(6000), slow_feed(120000)  # stuck: ~20 times the other
 
@@ -152,11 +158,12 @@ def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFix
         try:
             each = await parse_seconds(workers, ordinary)
             workers.parse_timeout_s = 3 * each
+            (first,) = workers.worker_pids()  # the three parses, one after another
             stuck_job = asyncio.ensure_future(
                 workers.parse(stuck, "https://e.org/stuck", None, None, 10)
             )
             # Start the ordinary job half its length before the stuck one's deadline, so it
-            # is running when the pool is killed (the sleep only places it; the work is real).
+            # is running when the stuck worker is killed (the sleep only places it).
             await asyncio.sleep(workers.parse_timeout_s - each / 2)
             parsed, timed_out = await asyncio.gather(
                 workers.parse(ordinary, "https://e.org/f", None, None, 10),
@@ -165,11 +172,14 @@ def test_a_job_beside_a_stuck_one_survives_its_kill(caplog: pytest.LogCaptureFix
             )
             assert isinstance(parsed, ParsedFeed)
             assert isinstance(timed_out, WorkerTimeout)
+            (second,) = workers.worker_pids()  # the stuck one, `first`, is gone
+            assert second != first
+            assert (await workers._run(grow, 0, timeout=30, what="growing"))[0] == second
         finally:
             workers.close()
 
     asyncio.run(scenario())
-    assert "running it again" in caplog.text
+    assert "running it again" not in caplog.text
 
 
 MB = 2**20
@@ -195,7 +205,7 @@ def test_a_worker_over_the_memory_limit_is_replaced(caplog: pytest.LogCaptureFix
             workers.memory_limit_bytes = resident + 64 * MB
             assert (await workers._run(grow, 16, timeout=30, what="growing"))[0] == pid
             assert workers.recycled == 0
-            # Ran in the same worker and left it over the limit: its pool is retired.
+            # Ran in the same worker and left it over the limit: that worker is retired.
             assert (await workers._run(grow, 128, timeout=30, what="growing"))[0] == pid
             fresh, fresh_resident = await workers._run(grow, 0, timeout=30, what="growing")
             assert fresh != pid
@@ -209,24 +219,136 @@ def test_a_worker_over_the_memory_limit_is_replaced(caplog: pytest.LogCaptureFix
     assert "over worker_memory_limit" in caplog.text
 
 
+async def exits(pid: int, within_s: float = 30.0) -> bool:
+    """Whether process `pid` ends (or is left a zombie for its parent to collect) in time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat[stat.rindex(")") + 2] in "ZX":
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 def test_workers_are_replaced_after_their_share_of_jobs() -> None:
-    """However little memory they hold, a pool's workers give way to fresh ones after
+    """However little memory they hold, workers give way to fresh ones after
     jobs_per_worker jobs each; jobs asked for meanwhile all get their results."""
 
     async def scenario() -> None:
         workers = Workers(2, jobs_per_worker=3)
         try:
-            first = await asyncio.gather(
-                *(workers._run(grow, 0, timeout=30, what="growing") for _ in range(6))
-            )
-            assert workers.renewed == 1
-            second = await asyncio.gather(
-                *(workers._run(grow, 0, timeout=30, what="growing") for _ in range(6))
-            )
-            assert workers.renewed == 2
-            assert {pid for pid, _ in first}.isdisjoint(pid for pid, _ in second)
+            done: list[tuple[int, int]] = []
+            for _ in range(2):
+                done += await asyncio.gather(
+                    *(workers._run(grow, 0, timeout=30, what="growing") for _ in range(6))
+                )
+            jobs = Counter(pid for pid, _ in done)
+            assert sum(jobs.values()) == 12
+            assert max(jobs.values()) == 3  # no worker did more than its share
+            used_up = {pid for pid, n in jobs.items() if n == 3}
+            assert workers.renewed == len(used_up) >= 2
+            assert used_up.isdisjoint(workers.worker_pids())
+            assert all([await exits(pid) for pid in used_up])  # told to, by its pipe ending
             assert workers.recycled == 0  # nothing was over the memory limit
             assert (await workers.parse(GOOD, "https://e.org/f", None, None, 10)).entries
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+
+
+def die() -> None:
+    """In a worker: end the process at once, as the kernel's OOM killer would."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_that_dies_fails_its_job_alone_and_is_replaced() -> None:
+    async def scenario() -> None:
+        workers = Workers(1)
+        try:
+            pid, _ = await workers._run(grow, 0, timeout=30, what="growing")
+            with pytest.raises(WorkerCrashed, match="a worker process died"):
+                await workers._run(die, timeout=30, what="dying")
+            fresh, _ = await workers._run(grow, 0, timeout=30, what="growing")
+            assert fresh != pid
+            assert workers.worker_pids() == [fresh]
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_given_up_on_runs_on_and_its_worker_is_used_again() -> None:
+    """A feed's deadline cancels its caller, not the job: the worker finishes it, and the
+    pool is back to its size once it has (the job after it needed a worker meanwhile)."""
+    body = slow_feed(4000)
+
+    async def scenario() -> None:
+        workers = Workers(1)
+        try:
+            await workers.parse(GOOD, "https://e.org/f", None, None, 10)
+            (first,) = workers.worker_pids()
+            caller = asyncio.ensure_future(workers.parse(body, "https://e.org/f", None, None, 10))
+            await asyncio.sleep(0)  # it has its worker
+            await asyncio.sleep(0)
+            caller.cancel()
+            other, _ = await workers._run(grow, 0, timeout=30, what="growing")
+            assert other != first  # the first was still busy with the abandoned job
+            # Wait for the abandoned job's answer, then a job finds the pool its size again.
+            deadline = time.monotonic() + 30
+            while any(w.busy for w in workers._workers) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await workers._run(grow, 0, timeout=30, what="growing")
+            assert len(workers.worker_pids()) == 1
+        finally:
+            workers.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_left_running_when_its_event_loop_ends_costs_only_its_worker() -> None:
+    """A Workers outlives the asyncio.run of a CLI command or a test: a job still running
+    when its loop closed has no reader for its answer; the next loop's job gets a fresh
+    worker and the stranded one is stopped."""
+    workers = Workers(1)
+
+    async def leave_running() -> int:
+        pid, _ = await workers._run(grow, 0, timeout=30, what="growing")
+        left = asyncio.ensure_future(
+            workers.parse(slow_feed(60000), "https://e.org/f", None, None, 10)
+        )
+        await asyncio.sleep(0)  # it has its worker; asyncio.run cancels it on the way out
+        assert not left.done()
+        return pid
+
+    async def next_job() -> int:
+        pid, _ = await workers._run(grow, 0, timeout=30, what="growing")
+        return pid
+
+    try:
+        stranded = asyncio.run(leave_running())
+        fresh = asyncio.run(next_job())
+        assert fresh != stranded
+        assert workers.worker_pids() == [fresh]
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_died_waiting_for_work_costs_no_job() -> None:
+    """Killed while idle (the OOM killer picks the largest process, busy or not): the next
+    job is not lost with it, but runs in a fresh worker."""
+
+    async def scenario() -> None:
+        workers = Workers(1)
+        try:
+            pid, _ = await workers._run(grow, 0, timeout=30, what="growing")
+            os.kill(pid, signal.SIGKILL)
+            assert await exits(pid)
+            fresh, _ = await workers._run(grow, 0, timeout=30, what="growing")
+            assert fresh != pid
         finally:
             workers.close()
 

@@ -1,10 +1,11 @@
-"""Where the CPU-heavy stages run: a process pool sized to the machine.
+"""Where the CPU-heavy stages run: worker processes, one per core.
 
 Parse, extract and fingerprint take bytes or text and return plain data, so they cross the
 process boundary cheaply. The pool forks from a server process that has already imported
 them (forkserver preload), so a worker starts in milliseconds instead of re-importing
 trafilatura. A worker reports its resident memory with each result; once one holds more than
-`memory_limit_bytes` (settings.worker_memory_limit), the pool is replaced by fresh workers.
+`memory_limit_bytes` (settings.worker_memory_limit), it is replaced by a fresh one. Jobs and
+answers cross each worker's pipes on the event loop (processes.py).
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from typing import Any
 
+from aggregator.engine.processes import WorkerGone, WorkerProcess
 from aggregator.errors import AggregatorError, InternalError
 from aggregator.extract.article import extract_article
 from aggregator.models import Article, Fingerprint, Outcome, ParsedFeed, Settings
@@ -54,10 +54,10 @@ EXTRACT_TIMEOUT_S = 30.0
 # fingerprinting a summary, and a large text still goes on its own.
 FINGERPRINT_BATCH = 64
 FINGERPRINT_BATCH_CHARS = 1_000_000
-# Jobs a worker process does before the pool is replaced by fresh ones, whatever its memory:
+# Jobs a worker process does before it is replaced by a fresh one, whatever its memory:
 # trafilatura, htmldate and lxml keep caches that only grow, and a slow leak in a C library
-# never crosses worker_memory_limit in one job. A fresh pool costs milliseconds (forkserver);
-# at 1,000 jobs a pool of two lasts about 2,000 articles (one job each).
+# never crosses worker_memory_limit in one job. A fresh worker costs milliseconds
+# (forkserver); at 1,000 jobs each lasts about 1,000 articles (one job each).
 JOBS_PER_WORKER = 1000
 # What the forkserver imports before forking workers: trafilatura and numpy too, as
 # extract and dedup import them lazily to keep the CLI's start fast and each fresh worker
@@ -71,9 +71,9 @@ _Text = tuple[str | None, str | None, str | None]  # title, text, summary
 def _start_worker(pid: int) -> None:
     """In each worker. Ctrl-C reaches the whole process group: the parent stops gracefully,
     so the workers ignore it rather than die under the jobs in flight. And a worker exits
-    when the process that started the pool is gone: it holds both ends of its job queue, so
-    it never sees EOF when its parent is killed with kill -9 (and its parent is the
-    forkserver anyway); without this it would wait forever."""
+    when the process that started it is gone: killed with kill -9, that process cannot
+    close the worker's pipes in order, and the worker's parent is the forkserver anyway;
+    this does not rest on the end of the pipe reaching the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -91,21 +91,6 @@ def _start_worker(pid: int) -> None:
 
 def default_processes() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
-def worker_processes(executor: Executor) -> list[BaseProcess]:
-    """The worker processes of a ProcessPoolExecutor (none for a thread pool), to kill them.
-
-    It reads a private attribute: ProcessPoolExecutor gives no public access to its workers
-    before Python 3.14, and 3.14's kill_workers() shuts the pool down with
-    cancel_futures=True, which `Workers._discard` explains we must not do.
-    `multiprocessing.active_children()` would list every pool's workers, not this one's.
-    `_processes` ({pid: process}, None once the pool is shut down) has been there since
-    Python 3.2; tests/test_private_apis.py fails if it goes.
-    """
-    if not isinstance(executor, ProcessPoolExecutor):
-        return []
-    return list((executor._processes or {}).values())
 
 
 def resident_bytes() -> int:
@@ -144,31 +129,18 @@ def _measured(func: Any, *args: Any) -> _Done:
     return _Done(result, error, resident_bytes(), _peak_bytes())
 
 
-@dataclass(eq=False)
-class _Pool:
-    executor: Executor
-    killed: bool = False  # by us, for a stuck job: the others in it did nothing wrong
-    jobs: int = 0  # jobs it has finished
-
-
-class _TakenDown(Exception):
-    """The job never finished through no fault of its own: run it again on a fresh pool."""
-
-
 class Workers:
     """`processes=0` runs the stages on one thread instead (tests, tiny runs, debugging).
 
     A job waits for a free worker before its deadline starts, so a queue of slow but honest
-    jobs never times out. A job past its deadline has its pool killed (a process cannot be
-    interrupted any other way); the other jobs that were running in that pool start again on
-    a fresh one, once.
+    jobs never times out. A job past its deadline has its worker killed (a process cannot be
+    interrupted any other way); the other workers and their jobs go on, and the next job
+    gets a fresh process.
 
-    A worker that holds more than `memory_limit_bytes` after a job has its pool retired: new
-    jobs go to a fresh pool at once, the retired one's jobs in flight finish and its workers
-    exit (`shutdown(wait=False)`, nothing killed). CPython's ProcessPoolExecutor cannot retire
-    one worker (one that exits on its own breaks the pool), and `max_tasks_per_child` counts
-    jobs, not memory; a fresh pool costs milliseconds (forkserver). `recycled` counts them.
-    A pool is retired the same way after `jobs_per_worker` jobs per process (`renewed`).
+    A worker that holds more than `memory_limit_bytes` after a job is retired (`recycled`
+    counts them), as is one that has done `jobs_per_worker` jobs (`renewed`): it exits, and
+    the next job starts a fresh one (milliseconds, from the forkserver). The workers and the
+    pipes to them are `processes.WorkerProcess`.
     """
 
     def __init__(
@@ -187,13 +159,14 @@ class Workers:
         if memory_limit_bytes is None:
             memory_limit_bytes = Settings().worker_memory_limit_bytes
         self.memory_limit_bytes = memory_limit_bytes
-        self.recycled = 0  # pools retired because a worker passed memory_limit_bytes
-        self.renewed = 0  # pools retired after jobs_per_worker jobs a worker
+        self.recycled = 0  # workers retired because one passed memory_limit_bytes
+        self.renewed = 0  # workers retired after jobs_per_worker jobs
         self.preload: tuple[str, ...] = (
             PRELOAD  # set before the first job (RunContext does, for --no-extract)
         )
         self.peak_worker_bytes = 0  # the most any worker has held (for benchmarks/hostile)
-        self._current: _Pool | None = None
+        self._workers: list[WorkerProcess] = []
+        self._thread: ThreadPoolExecutor | None = None  # processes=0
         # One per event loop: a Workers outlives the asyncio.run of a test or a CLI command,
         # and a semaphore belongs to the loop it first waits in.
         self._free: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -205,21 +178,32 @@ class Workers:
         ] = weakref.WeakKeyDictionary()
         self._sending: set[asyncio.Task[None]] = set()
 
-    def _pool(self) -> _Pool:
-        if self._current is None:
-            if self.processes == 0:
-                executor: Executor = ThreadPoolExecutor(max_workers=1)
-            else:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(list(self.preload))
-                executor = ProcessPoolExecutor(
-                    max_workers=self.processes,
-                    mp_context=context,
-                    initializer=_start_worker,
-                    initargs=(os.getpid(),),
-                )
-            self._current = _Pool(executor)
-        return self._current
+    def worker_pids(self) -> list[int]:
+        """The live worker processes' ids."""
+        return [w.pid for w in self._workers if not w.gone and w.pid is not None]
+
+    def _idle_worker(self) -> WorkerProcess:
+        """A worker with nothing to do: a waiting one, else a fresh one. A worker still busy
+        with a job nobody waits for any more (its caller gave up) is left to finish; if that
+        leaves more workers than `processes`, the extra ones are retired as they come idle."""
+        live = []
+        for worker in self._workers:
+            if worker.stranded():  # its event loop closed under it: nobody reads its answer
+                worker.kill()
+            if not worker.gone:
+                live.append(worker)
+        idle = [w for w in live if not w.busy]
+        for extra in idle[1:][: max(0, len(live) - self.processes)]:
+            extra.retire()
+            live.remove(extra)
+        self._workers = live
+        if idle:
+            return idle[0]
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(self.preload))
+        worker = WorkerProcess(context, _start_worker, (os.getpid(),))
+        self._workers.append(worker)
+        return worker
 
     def _free_workers(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -236,113 +220,80 @@ class Workers:
         what: str,
         started: Callable[[], None] | None = None,
     ) -> Any:
-        try:
-            return await self._attempt(func, args, timeout=timeout, what=what, started=started)
-        except _TakenDown:
-            log.info("%s: its worker was stopped with a stuck job; running it again", what)
-        try:
-            return await self._attempt(func, args, timeout=timeout, what=what, started=started)
-        except _TakenDown:
-            raise WorkerTimeout(
-                f"{what} was stopped twice along with other inputs that took too long"
-            ) from None
-
-    async def _attempt(
-        self,
-        func: Any,
-        args: tuple[Any, ...],
-        *,
-        timeout: float,
-        what: str,
-        started: Callable[[], None] | None = None,
-    ) -> Any:
         """Run the job once a worker is free; only the time it runs counts toward `timeout`.
         `started` is called when it gets one."""
-        loop = asyncio.get_running_loop()
         async with self._free_workers():
             if started is not None:
                 started()
-            pool = self._pool()
-            # Only a process pool's workers are measured: a thread pool's memory is ours.
-            measured = isinstance(pool.executor, ProcessPoolExecutor)
-            job = (_measured, func, *args) if measured else (func, *args)
-            try:
-                future = loop.run_in_executor(pool.executor, *job)
-            except BrokenProcessPool:  # a crash broke the pool before this job got in
-                self._discard(pool)
-                raise _TakenDown from None
-            # A job given up on (timeout, cancelled caller) is abandoned, never cancelled in
-            # the executor: asyncio.wait cancels nothing, unlike wait_for. CPython 3.11's
-            # executor thread dies with InvalidStateError, leaving the pool's processes and
-            # the interpreter's exit hanging, when a pool breaks under a job cancelled while
-            # queued. What an abandoned job ends with is news to nobody.
-            future.add_done_callback(_retrieve)
-            done, _ = await asyncio.wait([future], timeout=timeout)
-            if not done:
-                self._kill(pool)
-                raise WorkerTimeout(
-                    f"{what} took longer than {timeout:g} s; the input is too large or malformed"
-                )
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                if pool.killed:
-                    raise _TakenDown from None
-                # A worker died (out of memory on a hostile page, a crash in a C library):
-                # start a fresh pool for the next job and report this one as failed.
-                self._discard(pool)
-                raise WorkerCrashed("a worker process died while handling this input") from None
-            if not measured:
-                return result
-            ended: _Done = result
+            if self.processes == 0:
+                return await self._on_thread(func, args, timeout=timeout, what=what)
+            worker, ended = await self._in_worker(func, args, timeout=timeout, what=what)
             self.peak_worker_bytes = max(self.peak_worker_bytes, ended.peak)
-            pool.jobs += 1
             if ended.resident > self.memory_limit_bytes:
-                self._retire(pool, ended.resident, what)
-            elif pool.jobs >= self.jobs_per_worker * max(1, self.processes):
-                self._renew(pool)
+                self.recycled += 1
+                log.info(
+                    "after %s a worker holds %d MB, over worker_memory_limit (%d MB); "
+                    "starting a fresh one",
+                    what,
+                    ended.resident // 2**20,
+                    self.memory_limit_bytes // 2**20,
+                )
+                worker.retire()
+            elif worker.jobs >= self.jobs_per_worker:
+                self.renewed += 1
+                log.debug("a worker did %d jobs; starting a fresh one", worker.jobs)
+                worker.retire()
             if ended.error is not None:
                 raise ended.error
             return ended.result
 
-    def _retire(self, pool: _Pool, resident: int, what: str) -> None:
-        """A worker of `pool` holds more memory than the limit: fresh workers from now on."""
-        if self._current is pool:  # once per pool, however many of its jobs report it
-            self.recycled += 1
-            log.info(
-                "after %s a worker holds %d MB, over worker_memory_limit (%d MB); "
-                "starting fresh workers",
-                what,
-                resident // 2**20,
-                self.memory_limit_bytes // 2**20,
+    async def _in_worker(
+        self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str
+    ) -> tuple[WorkerProcess, _Done]:
+        """The job in an idle worker process: the worker, and what the job ended with."""
+        for _ in range(2):  # a worker found dead before it read the job: once more
+            worker = self._idle_worker()
+            try:
+                future = worker.submit(_measured, func, *args)
+            except WorkerGone:
+                continue
+            # A job given up on (timeout, cancelled caller) runs on or is killed; what it
+            # ends with is news to nobody.
+            future.add_done_callback(_retrieve)
+            done, _ = await asyncio.wait([future], timeout=timeout)
+            if not done:
+                worker.kill()
+                raise WorkerTimeout(
+                    f"{what} took longer than {timeout:g} s; the input is too large or malformed"
+                )
+            try:
+                return worker, future.result()
+            except WorkerGone as gone:
+                if gone.job_taken:
+                    # Out of memory on a hostile page, a crash in a C library: the next job
+                    # gets a fresh process.
+                    raise WorkerCrashed("a worker process died while handling this input") from None
+        raise WorkerCrashed("two worker processes ended before they took this input")
+
+    async def _on_thread(
+        self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str
+    ) -> Any:
+        """`processes=0`: the job on a thread. A thread cannot be stopped: one past its
+        deadline is left to finish, and the next job gets a fresh thread."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1)
+        thread = self._thread
+        future = asyncio.get_running_loop().run_in_executor(thread, func, *args)
+        future.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait([future], timeout=timeout)
+        if not done:
+            if self._thread is thread:
+                self._thread = None
+            thread.shutdown(wait=False)
+            raise WorkerTimeout(
+                f"{what} took longer than {timeout:g} s; the input is too large or malformed"
             )
-        self._discard(pool)
-
-    def _renew(self, pool: _Pool) -> None:
-        """`pool` has done its share of jobs: fresh workers from now on, as in `_retire`."""
-        if self._current is pool:
-            self.renewed += 1
-            log.debug("workers did %d jobs; starting fresh ones", pool.jobs)
-        self._discard(pool)
-
-    def _kill(self, pool: _Pool) -> None:
-        """Stop a pool whose worker is stuck; the next job gets a fresh pool. The jobs in
-        flight in it fail with BrokenProcessPool and, seeing `killed`, run again."""
-        pool.killed = True
-        processes = worker_processes(pool.executor)
-        self._discard(pool)
-        for process in processes:
-            process.kill()
-
-    def _discard(self, pool: _Pool) -> None:
-        """No new jobs for `pool`; the ones in it finish, fail or are killed on their own.
-
-        Nothing is cancelled: a job cancelled inside the executor while the pool breaks is
-        what makes the executor's thread die with InvalidStateError (see `_attempt`).
-        """
-        if self._current is pool:
-            self._current = None
-        pool.executor.shutdown(wait=False)
+        return future.result()
 
     async def parse(
         self, body: bytes, url: str, content_type: str | None, charset: str | None, max_entries: int
@@ -461,10 +412,14 @@ class Workers:
                 future.set_result(result)
 
     def close(self) -> None:
-        """Shut the pool down; jobs still queued are cancelled, running ones finish."""
-        if self._current is not None:
-            self._current.executor.shutdown(wait=False, cancel_futures=True)
-            self._current = None
+        """No more jobs: the workers exit (a busy one once its job is done, its answer
+        unread); jobs still waiting for a worker are the callers' to cancel."""
+        for worker in self._workers:
+            worker.retire()
+        self._workers = []
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+            self._thread = None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

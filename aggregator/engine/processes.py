@@ -1,0 +1,254 @@
+"""The pool's worker processes: each with a pipe each way, its answers read by the event loop.
+
+concurrent.futures' ProcessPoolExecutor carries every job and answer through two threads of
+its own (a manager and a queue feeder). With the workers keeping the cores busy, their
+wake-ups cost the main process about 0.5 ms of CPU a page (benchmarks/README.md). Here a job
+is written to an idle worker's pipe and its answer read on the event loop that asked for it;
+and a worker that is stuck, crashed, too large or done with its share is stopped or replaced
+alone, the others' jobs untouched.
+
+A worker does one job at a time: jobs go only to idle workers (`Workers` holds callers back
+until one is free). A job whose caller gave up runs on; its worker is idle again once the
+answer is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pickle
+import struct
+import termios
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from aggregator.errors import InternalError
+
+_HEADER = struct.Struct("!i")  # multiprocessing.Connection's frame: a signed 32-bit length
+_LONG_HEADER = struct.Struct("!Q")  # after a length of -1: a payload of 2 GiB or more
+_READ_BYTES = 1 << 20
+
+
+class WorkerGone(Exception):
+    """The worker process ended before it answered (killed, crashed, or out of memory).
+    `job_taken` is False when it ended before reading the job: the job may run elsewhere."""
+
+    def __init__(self, *, job_taken: bool) -> None:
+        super().__init__("the worker process ended" + ("" if job_taken else " before its job"))
+        self.job_taken = job_taken
+
+
+def serve(
+    jobs: Connection, answers: Connection, start: Callable[..., None], start_args: tuple[Any, ...]
+) -> None:
+    """A worker process's main loop: (function, args) in, ("ok", result) or ("raised", error)
+    out, until the job pipe closes."""
+    start(*start_args)
+    while True:
+        try:
+            func, args = pickle.loads(jobs.recv_bytes())
+        except (EOFError, OSError):  # retired: the parent closed its end
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", func(*args))
+        except Exception as exc:
+            answer = ("raised", _portable(exc))
+        try:
+            payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            payload = pickle.dumps(
+                ("raised", InternalError(f"its result could not be sent: {exc!r}"))
+            )
+        try:
+            answers.send_bytes(payload)
+        except OSError:  # retired while busy: nobody reads the answer any more
+            return
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it survives pickling, else an InternalError that says what it was."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        where = "".join(traceback.format_exception(exc)[-3:]).strip()
+        return InternalError(f"a worker failed unexpectedly: {exc!r}\n{where}")
+    return exc
+
+
+class WorkerProcess:
+    """One worker process, the parent's ends of its two pipes, and the job it is doing."""
+
+    def __init__(
+        self,
+        context: BaseContext,
+        start: Callable[..., None],
+        start_args: tuple[Any, ...],
+    ) -> None:
+        jobs_out, self._jobs = context.Pipe(duplex=False)
+        self._answers, answers_in = context.Pipe(duplex=False)
+        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=serve, args=(jobs_out, answers_in, start, start_args), daemon=True
+        )
+        self.process.start()
+        jobs_out.close()  # the worker's ends: the worker holds them now
+        answers_in.close()
+        os.set_blocking(self._answers.fileno(), False)
+        self.jobs = 0  # jobs finished
+        self.busy = False
+        self.gone = False
+        self._frame = bytearray()
+        self._answer: asyncio.Future[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Send the job to this idle worker; the future is its result, or the exception it
+        raised, or WorkerGone. Done callbacks run when the answer has been read (the worker
+        is idle again by then), whether or not anybody still awaits it. Raises WorkerGone at
+        once if the worker had already ended (the job was not sent)."""
+        assert not self.busy, "one job at a time"
+        assert not self.gone, "a retired worker takes no jobs"
+        loop = asyncio.get_running_loop()
+        payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
+        answer: asyncio.Future[bytes] = loop.create_future()
+        result: asyncio.Future[Any] = loop.create_future()
+        answer.add_done_callback(lambda done: _unpickle(done, result))
+        self.busy, self._answer, self._loop = True, answer, loop
+        try:
+            # The worker is idle, reading its pipe: a large page is copied through at once.
+            self._jobs.send_bytes(payload)
+        except OSError:  # it died idle (the OOM killer, a signal): nobody ran the job
+            self._answer = None
+            self._ended()
+            raise WorkerGone(job_taken=False) from None
+        loop.add_reader(self._answers.fileno(), self._readable)
+        return result
+
+    def stranded(self) -> bool:
+        """Busy with a job whose event loop has closed: nobody will read its answer."""
+        return self.busy and (self._loop is None or self._loop.is_closed())
+
+    def kill(self) -> None:
+        """Stop the worker whatever it is doing; its job ends with WorkerGone."""
+        if not self.gone:
+            self.process.kill()
+            self._ended()
+
+    def retire(self) -> None:
+        """No more jobs. Our ends of its pipes close: an idle worker exits on reading the end
+        of its job pipe; a busy one finishes its job and exits when the answer finds no
+        reader (the job ends with WorkerGone)."""
+        if not self.gone:
+            self._ended()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._answers.fileno(), _READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker exited, its end of the pipe with it
+            self._ended()
+            return
+        self._frame += data
+        payload = _whole_frame(self._frame)
+        if payload is None:
+            return
+        answer = self._answer
+        self._stop_reading()
+        self.busy, self._answer = False, None
+        self.jobs += 1
+        if answer is not None and not answer.done():
+            answer.set_result(payload)
+
+    def _ended(self) -> None:
+        """The process is gone (or its pipe broke): fail the job in hand, close our ends."""
+        self._stop_reading()
+        # A worker that died just before a job was sent can still look alive to the send
+        # for a moment (the kernel lets go of a dead process's pipes a little later): the
+        # job then lies in its pipe unread, and may run elsewhere.
+        job_taken = self._unread_job_bytes() == 0
+        answer, self._answer = self._answer, None
+        self.busy, self.gone = False, True
+        for end in (self._jobs, self._answers):
+            end.close()
+        _reap_later(self.process)
+        # A future of a closed loop cannot run its callbacks: nobody waits on it any more.
+        if answer is not None and not answer.done() and not answer.get_loop().is_closed():
+            answer.set_exception(WorkerGone(job_taken=job_taken))
+
+    def _unread_job_bytes(self) -> int:
+        """Bytes sent down the job pipe that the worker has not read (Linux: FIONREAD);
+        0 where that cannot be asked."""
+        if self._jobs.closed:
+            return 0
+        try:
+            asked = fcntl.ioctl(self._jobs.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int(struct.unpack("i", asked)[0])
+
+    def _stop_reading(self) -> None:
+        if self._loop is not None and not self._loop.is_closed() and not self._answers.closed:
+            self._loop.remove_reader(self._answers.fileno())
+        self._loop = None
+
+
+def _whole_frame(frame: bytearray) -> bytes | None:
+    """The payload once `frame` holds all of it (taken off `frame`), else None."""
+    if len(frame) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack_from(frame)
+    start = _HEADER.size
+    if size == -1:
+        if len(frame) < start + _LONG_HEADER.size:
+            return None
+        (size,) = _LONG_HEADER.unpack_from(frame, start)
+        start += _LONG_HEADER.size
+    if len(frame) < start + size:
+        return None
+    payload = bytes(frame[start : start + size])
+    del frame[: start + size]
+    return payload
+
+
+def _unpickle(answer: asyncio.Future[bytes], result: asyncio.Future[Any]) -> None:
+    if result.done():
+        return
+    if answer.cancelled():
+        result.cancel()
+        return
+    error = answer.exception()
+    if error is not None:
+        result.set_exception(error)
+        return
+    try:
+        kind, value = pickle.loads(answer.result())
+    except Exception as exc:
+        result.set_exception(InternalError(f"a worker's answer could not be read: {exc!r}"))
+        return
+    if kind == "ok":
+        result.set_result(value)
+    else:
+        result.set_exception(value)
+
+
+_ENDED: list[BaseProcess] = []  # processes told to end, to be reaped once they have
+
+
+def _reap_later(process: BaseProcess) -> None:
+    """Collect `process`'s exit status when it has one, without waiting for it: an exited
+    worker never waited for stays a zombie until this process ends."""
+    _ENDED.append(process)
+    for ended in list(_ENDED):
+        if ended.exitcode is not None:  # polls waitpid(WNOHANG)
+            _ENDED.remove(ended)
