@@ -6,8 +6,9 @@ Runs `fetch_feeds` over the throughput benchmark's site (corpus pages behind RSS
 local test server, which runs on threads of this process) and splits the process's CPU, the
 server's handlers taken out:
 
-- by thread, from /proc/self/task: the event loop's, and the process pool's manager and
-  queue feeder threads, which carry each page to a worker and its result back;
+- by thread, from /proc/self/task: the event loop's and any other (the site's server's
+  left out; before the workers' pipes were read on the event loop, the process pool's
+  manager and queue feeder threads carried each page to a worker and its answer back);
 - the event loop's thread by asyncio task step: the CPU from a task resuming at one `await`
   to suspending at the next, named by the innermost `aggregator` frame at each end (CPU
   outside any task step is the loop's own: select and callbacks);
