@@ -11,6 +11,7 @@ answers cross each worker's pipes on the event loop (processes.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -227,48 +228,54 @@ class Workers:
                 started()
             if self.processes == 0:
                 return await self._on_thread(func, args, timeout=timeout, what=what)
-            worker, ended = await self._in_worker(func, args, timeout=timeout, what=what)
-            self.peak_worker_bytes = max(self.peak_worker_bytes, ended.peak)
-            if ended.resident > self.memory_limit_bytes:
-                self.recycled += 1
-                log.info(
-                    "after %s a worker holds %d MB, over worker_memory_limit (%d MB); "
-                    "starting a fresh one",
-                    what,
-                    ended.resident // 2**20,
-                    self.memory_limit_bytes // 2**20,
-                )
-                worker.retire()
-            elif worker.jobs >= self.jobs_per_worker:
-                self.renewed += 1
-                log.debug("a worker did %d jobs; starting a fresh one", worker.jobs)
-                worker.retire()
+            ended: _Done = await self._in_worker(func, args, timeout=timeout, what=what)
             if ended.error is not None:
                 raise ended.error
             return ended.result
 
+    def _keep(self, worker: WorkerProcess, ended: _Done, *, what: str) -> bool:
+        """Whether a worker that just answered takes more jobs: not past the memory limit,
+        nor past its share of jobs. Asked as the answer is read, whether or not its caller
+        still waits for it."""
+        self.peak_worker_bytes = max(self.peak_worker_bytes, ended.peak)
+        if ended.resident > self.memory_limit_bytes:
+            self.recycled += 1
+            log.info(
+                "after %s a worker holds %d MB, over worker_memory_limit (%d MB); "
+                "starting a fresh one",
+                what,
+                ended.resident // 2**20,
+                self.memory_limit_bytes // 2**20,
+            )
+            return False
+        if worker.jobs >= self.jobs_per_worker:
+            self.renewed += 1
+            log.debug("a worker did %d jobs; starting a fresh one", worker.jobs)
+            return False
+        return True
+
     async def _in_worker(
         self, func: Any, args: tuple[Any, ...], *, timeout: float, what: str
-    ) -> tuple[WorkerProcess, _Done]:
-        """The job in an idle worker process: the worker, and what the job ended with."""
+    ) -> _Done:
+        """The job in an idle worker process. Its deadline holds whether or not this caller
+        waits to the end (a feed's deadline may cancel it first): a job nobody waits for
+        cannot keep a worker forever."""
         for _ in range(2):  # a worker found dead before it read the job: once more
             worker = self._idle_worker()
-            try:
-                future = worker.submit(_measured, func, *args)
-            except WorkerGone:
-                continue
-            # A job given up on (timeout, cancelled caller) runs on or is killed; what it
-            # ends with is news to nobody.
+            keep = functools.partial(self._keep, worker, what=what)
+            future = worker.submit(_measured, func, *args, deadline_s=timeout, keep=keep)
+            # What a job given up on ends with is news to nobody.
             future.add_done_callback(_retrieve)
-            done, _ = await asyncio.wait([future], timeout=timeout)
-            if not done:
-                worker.kill()
-                raise WorkerTimeout(
-                    f"{what} took longer than {timeout:g} s; the input is too large or malformed"
-                )
+            await asyncio.wait([future])  # cancelling the caller leaves the job be
             try:
-                return worker, future.result()
+                done: _Done = future.result()
+                return done
             except WorkerGone as gone:
+                if worker.timed_out:
+                    raise WorkerTimeout(
+                        f"{what} took longer than {timeout:g} s; the input is too large or"
+                        " malformed"
+                    ) from None
                 if gone.job_taken:
                     # Out of memory on a hostile page, a crash in a C library: the next job
                     # gets a fresh process.

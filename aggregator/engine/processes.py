@@ -8,8 +8,9 @@ and a worker that is stuck, crashed, too large or done with its share is stopped
 alone, the others' jobs untouched.
 
 A worker does one job at a time: jobs go only to idle workers (`Workers` holds callers back
-until one is free). A job whose caller gave up runs on; its worker is idle again once the
-answer is read.
+until one is free). Nothing here blocks the event loop: a job is written as the worker's
+pipe drains. A job whose caller gave up runs on until its answer or its deadline, whichever
+comes first.
 """
 
 from __future__ import annotations
@@ -97,39 +98,56 @@ class WorkerProcess:
         self.process.start()
         jobs_out.close()  # the worker's ends: the worker holds them now
         answers_in.close()
+        # Neither end blocks the event loop: a fresh worker reads nothing until it has
+        # started, and a large page fills the pipe many times over.
+        os.set_blocking(self._jobs.fileno(), False)
         os.set_blocking(self._answers.fileno(), False)
-        self.jobs = 0  # jobs finished
+        self.jobs = 0  # jobs answered
         self.busy = False
         self.gone = False
+        self.timed_out = False  # killed at its job's deadline
+        self._unsent = memoryview(b"")
         self._frame = bytearray()
-        self._answer: asyncio.Future[bytes] | None = None
+        self._result: asyncio.Future[Any] | None = None
+        self._keep: Callable[[Any], bool] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
-    def submit(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def submit(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        deadline_s: float,
+        keep: Callable[[Any], bool] | None = None,
+    ) -> asyncio.Future[Any]:
         """Send the job to this idle worker; the future is its result, or the exception it
-        raised, or WorkerGone. Done callbacks run when the answer has been read (the worker
-        is idle again by then), whether or not anybody still awaits it. Raises WorkerGone at
-        once if the worker had already ended (the job was not sent)."""
+        raised, or WorkerGone (`job_taken` False if the worker had ended before it read the
+        job). The job is stopped `deadline_s` from now whether or not anybody still waits
+        for it (`timed_out` then says so). When an answer comes, `keep(result)` says whether
+        the worker takes more jobs, before any other job can be given to it."""
         assert not self.busy, "one job at a time"
         assert not self.gone, "a retired worker takes no jobs"
         loop = asyncio.get_running_loop()
         payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
-        answer: asyncio.Future[bytes] = loop.create_future()
-        result: asyncio.Future[Any] = loop.create_future()
-        answer.add_done_callback(lambda done: _unpickle(done, result))
-        self.busy, self._answer, self._loop = True, answer, loop
-        try:
-            # The worker is idle, reading its pipe: a large page is copied through at once.
-            self._jobs.send_bytes(payload)
-        except OSError:  # it died idle (the OOM killer, a signal): nobody ran the job
-            self._answer = None
-            self._ended()
-            raise WorkerGone(job_taken=False) from None
+        header = (
+            _HEADER.pack(len(payload))
+            if len(payload) <= 0x7FFFFFFF
+            else _HEADER.pack(-1) + _LONG_HEADER.pack(len(payload))
+        )
+        self.busy, self._loop, self._keep = True, loop, keep
+        self._result = result = loop.create_future()
+        self._unsent = memoryview(header + payload)
+        self._send()
+        if self.gone:  # it had died: `result` says so, the job not taken
+            return result
+        if self._unsent:
+            loop.add_writer(self._jobs.fileno(), self._send)
         loop.add_reader(self._answers.fileno(), self._readable)
+        self._deadline = loop.call_later(deadline_s, self._expire, self.jobs)
         return result
 
     def stranded(self) -> bool:
@@ -149,6 +167,26 @@ class WorkerProcess:
         if not self.gone:
             self._ended()
 
+    def _send(self) -> None:
+        """Write what the pipe takes of the job; the rest when the worker has read some."""
+        try:
+            while self._unsent:
+                written = os.write(self._jobs.fileno(), self._unsent)
+                self._unsent = self._unsent[written:]
+        except BlockingIOError:
+            return
+        except OSError:  # it died idle (the OOM killer, a signal) or while reading the job
+            self._ended()
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_writer(self._jobs.fileno())
+
+    def _expire(self, job: int) -> None:
+        """The job's deadline: stop the worker if it is still on that job."""
+        if self.busy and self.jobs == job and not self.gone:
+            self.timed_out = True
+            self.kill()
+
     def _readable(self) -> None:
         try:
             data = os.read(self._answers.fileno(), _READ_BYTES)
@@ -163,28 +201,38 @@ class WorkerProcess:
         payload = _whole_frame(self._frame)
         if payload is None:
             return
-        answer = self._answer
-        self._stop_reading()
-        self.busy, self._answer = False, None
+        result, keep = self._result, self._keep
+        self._stop()
+        self.busy, self._result, self._keep = False, None, None
         self.jobs += 1
-        if answer is not None and not answer.done():
-            answer.set_result(payload)
+        try:
+            kind, value = pickle.loads(payload)
+        except Exception as exc:
+            kind, value = "raised", InternalError(f"a worker's answer could not be read: {exc!r}")
+        # Decided now, before the worker is seen idle by anybody: retired, or kept.
+        if kind == "ok" and keep is not None and not keep(value):
+            self.retire()
+        if result is not None and not result.done():
+            if kind == "ok":
+                result.set_result(value)
+            else:
+                result.set_exception(value)
 
     def _ended(self) -> None:
         """The process is gone (or its pipe broke): fail the job in hand, close our ends."""
-        self._stop_reading()
         # A worker that died just before a job was sent can still look alive to the send
         # for a moment (the kernel lets go of a dead process's pipes a little later): the
         # job then lies in its pipe unread, and may run elsewhere.
-        job_taken = self._unread_job_bytes() == 0
-        answer, self._answer = self._answer, None
+        job_taken = not self._unsent and self._unread_job_bytes() == 0
+        self._stop()
+        result, self._result, self._keep = self._result, None, None
         self.busy, self.gone = False, True
         for end in (self._jobs, self._answers):
             end.close()
         _reap_later(self.process)
         # A future of a closed loop cannot run its callbacks: nobody waits on it any more.
-        if answer is not None and not answer.done() and not answer.get_loop().is_closed():
-            answer.set_exception(WorkerGone(job_taken=job_taken))
+        if result is not None and not result.done() and not result.get_loop().is_closed():
+            result.set_exception(WorkerGone(job_taken=job_taken))
 
     def _unread_job_bytes(self) -> int:
         """Bytes sent down the job pipe that the worker has not read (Linux: FIONREAD);
@@ -197,10 +245,17 @@ class WorkerProcess:
             return 0
         return int(struct.unpack("i", asked)[0])
 
-    def _stop_reading(self) -> None:
-        if self._loop is not None and not self._loop.is_closed() and not self._answers.closed:
-            self._loop.remove_reader(self._answers.fileno())
-        self._loop = None
+    def _stop(self) -> None:
+        """No more reading, writing or waiting for the job's deadline."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            if not self._answers.closed:
+                loop.remove_reader(self._answers.fileno())
+            if not self._jobs.closed:
+                loop.remove_writer(self._jobs.fileno())
 
 
 def _whole_frame(frame: bytearray) -> bytes | None:
@@ -219,27 +274,6 @@ def _whole_frame(frame: bytearray) -> bytes | None:
     payload = bytes(frame[start : start + size])
     del frame[: start + size]
     return payload
-
-
-def _unpickle(answer: asyncio.Future[bytes], result: asyncio.Future[Any]) -> None:
-    if result.done():
-        return
-    if answer.cancelled():
-        result.cancel()
-        return
-    error = answer.exception()
-    if error is not None:
-        result.set_exception(error)
-        return
-    try:
-        kind, value = pickle.loads(answer.result())
-    except Exception as exc:
-        result.set_exception(InternalError(f"a worker's answer could not be read: {exc!r}"))
-        return
-    if kind == "ok":
-        result.set_result(value)
-    else:
-        result.set_exception(value)
 
 
 _ENDED: list[BaseProcess] = []  # processes told to end, to be reaped once they have
