@@ -16,6 +16,7 @@ comes first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pickle
@@ -33,6 +34,7 @@ from aggregator.errors import InternalError
 _HEADER = struct.Struct("!i")  # multiprocessing.Connection's frame: a signed 32-bit length
 _LONG_HEADER = struct.Struct("!Q")  # after a length of -1: a payload of 2 GiB or more
 _READ_BYTES = 1 << 20
+_PIPE_BYTES = 1 << 20  # Linux lets any process grow a pipe to 1 MB (fs.pipe-max-size)
 
 
 class WorkerGone(Exception):
@@ -102,6 +104,10 @@ class WorkerProcess:
         # started, and a large page fills the pipe many times over.
         os.set_blocking(self._jobs.fileno(), False)
         os.set_blocking(self._answers.fileno(), False)
+        # A pipe holds 64 KB; most pages are larger. Room for one is one write a job, not a
+        # write and a wake-up for each further 64 KB the worker reads (Linux; best effort).
+        with contextlib.suppress(AttributeError, OSError):
+            fcntl.fcntl(self._jobs.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self.jobs = 0  # jobs answered
         self.busy = False
         self.gone = False
