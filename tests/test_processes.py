@@ -9,9 +9,9 @@ import multiprocessing
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from test_workers import exits
 
 from aggregator.engine.pool import Workers, _start_worker
 from aggregator.engine.processes import WorkerGone, WorkerProcess
@@ -46,20 +46,6 @@ def fresh_worker() -> WorkerProcess:
     return WorkerProcess(context, _start_worker, (os.getpid(),))
 
 
-async def gone(pid: int, within_s: float = 30.0) -> bool:
-    """Whether process `pid` ends (or is left a zombie for its parent) in time."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return True
-        if stat[stat.rindex(")") + 2] in "ZX":
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
 def test_a_large_job_is_sent_as_the_worker_reads_it() -> None:
     """8 MB for a worker still starting: `submit` returns at once, the event loop writes
     the rest as the pipe drains."""
@@ -90,7 +76,7 @@ def test_a_job_s_deadline_holds_when_nobody_waits_for_it() -> None:
                 await asyncio.sleep(0)
             (stuck,) = workers.worker_pids()
             caller.cancel()
-            assert await gone(stuck)
+            assert await exits(stuck)
             assert workers._workers[0].timed_out
             await workers._run(size_of, b"x", timeout=30, what="sizing")
             assert len(workers.worker_pids()) == 1
@@ -123,7 +109,7 @@ def test_keep_decides_before_the_worker_is_free_again() -> None:
         assert not worker.busy
         with pytest.raises(AssertionError):
             worker.submit(size_of, b"a", deadline_s=60)
-        assert await gone(worker.pid or 0)
+        assert await exits(worker.pid or 0)
 
     asyncio.run(scenario())
 
