@@ -677,7 +677,18 @@ def test_the_per_host_gap_holds_across_two_workers_at_the_server(
     # and then tens of ms later (the resolver's thread, the GIL): hence the allowance.
     assert min(gaps) >= gap - JITTER_S, gaps
     assert starts[-1] - starts[0] >= (len(starts) - 1) * gap - JITTER_S
-    busy = {w["pid"]: w["done"] for w in brokers.live_workers(conn)}
+    # What each worker did, from a heartbeat sent after the run: one sent before a
+    # worker's last message ended would not count it yet.
+    ended = time.monotonic()
+
+    def beats_since_the_run() -> list[dict[str, Any]] | None:
+        live = brokers.live_workers(conn)
+        since = time.monotonic() - ended  # heard_s: on Redis's clock, how long ago it beat
+        fresh = [w for w in live if w["heard_s"] < since]
+        return live if len(fresh) == len(live) == len(group.processes) else None
+
+    beats = wait_for(beats_since_the_run, timeout=30, what="each worker's beat after the run")
+    busy = {w["pid"]: w["done"] for w in beats}
     assert set(busy) == {p.pid for p in group.processes}
     assert all(done > 0 for done in busy.values()), busy  # both workers took part
 
