@@ -235,7 +235,6 @@ class WorkerProcess:
         self.busy, self.gone = False, True
         for end in (self._jobs, self._answers):
             end.close()
-        _reap_later(self.process)
         # A future of a closed loop cannot run its callbacks: nobody waits on it any more.
         if result is not None and not result.done() and not result.get_loop().is_closed():
             result.set_exception(WorkerGone(job_taken=job_taken))
@@ -280,15 +279,3 @@ def _whole_frame(frame: bytearray) -> bytes | None:
     payload = bytes(frame[start : start + size])
     del frame[: start + size]
     return payload
-
-
-_ENDED: list[BaseProcess] = []  # processes told to end, to be reaped once they have
-
-
-def _reap_later(process: BaseProcess) -> None:
-    """Collect `process`'s exit status when it has one, without waiting for it: an exited
-    worker never waited for stays a zombie until this process ends."""
-    _ENDED.append(process)
-    for ended in list(_ENDED):
-        if ended.exitcode is not None:  # polls waitpid(WNOHANG)
-            _ENDED.remove(ended)
