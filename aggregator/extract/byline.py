@@ -105,14 +105,13 @@ def _search(element: HtmlElement, *, prunable: bool) -> int | None:
     tag, get = element.tag, element.get
     if prunable and tag in ("time", "figure"):
         return _PRUNED
+    # A class or id without a hint matches no search, as if absent: most elements stop here.
     classes, ident = get("class") or "", get("id") or ""
+    classes = classes if classes and _CLASS_HINT.search(classes) else ""
+    ident = ident if ident and _ID_HINT.search(ident) else ""
     itemprop, component = get("itemprop") or "", get("data-component") or ""
-    if not (classes or ident or itemprop or component) and tag not in _FIRST_TAGS:
-        return 0 if tag == "author" else None  # no attribute a search reads
-    if classes and not _CLASS_HINT.search(classes):
-        classes = "-"  # matches no search: saves a dozen tests on most elements
-    if ident and not _ID_HINT.search(ident):
-        ident = "-"
+    if not (classes or ident or itemprop or component):
+        return 0 if tag == "author" or (tag in _FIRST_TAGS and _named_by_link(get)) else None
     if (
         prunable
         and tag in _PRUNED_TAGS
@@ -128,12 +127,11 @@ def _search(element: HtmlElement, *, prunable: bool) -> int | None:
     if tag == "author" or (
         tag in _FIRST_TAGS
         and (
-            get("rel") == "author"
-            or ident == "author"
+            ident == "author"
             or classes == "author"
             or itemprop == "author name"
-            or get("data-testid") in ("AuthorCard", "AuthorURL")
             or _FIRST_CLASS.search(classes)
+            or _named_by_link(get)
         )
     ):
         return 0
@@ -152,6 +150,11 @@ def _search(element: HtmlElement, *, prunable: bool) -> int | None:
     ):
         return 2
     return None
+
+
+def _named_by_link(get: Callable[[str], str | None]) -> bool:
+    """The first search's terms on attributes no other search reads."""
+    return get("rel") == "author" or get("data-testid") in ("AuthorCard", "AuthorURL")
 
 
 def _elements(tree: HtmlElement, tag: object = None) -> Iterator[HtmlElement]:
