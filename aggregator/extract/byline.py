@@ -74,13 +74,13 @@ def page_byline(tree: HtmlElement) -> str | None:
 def _first_byline(tree: HtmlElement) -> str | None:
     from trafilatura.utils import trim
 
-    if next(_elements(tree, "rel"), None) is not None:
-        raise _Fallback  # XPath's `rel='me'`: a child *element* named rel, a typo kept
     # Each element is listed under the first search that finds it: a later search finding
     # it again would only read the same text and come to the same answer.
     found: tuple[list[HtmlElement], ...] = ([], [], [])
     pruned: list[HtmlElement] = []
     for element in _elements(tree):
+        if element.tag == "rel":
+            raise _Fallback  # XPath's `rel='me'`: a child *element* named rel, a typo kept
         # The copy's root stays whatever it is: it has no parent to leave.
         search = _search(element, prunable=element is not tree)
         if search == _PRUNED:
@@ -158,9 +158,9 @@ def _named_by_link(get: Callable[[str], str | None]) -> bool:
     return get("rel") == "author" or get("data-testid") in ("AuthorCard", "AuthorURL")
 
 
-def _elements(tree: HtmlElement, tag: object = None) -> Iterator[HtmlElement]:
-    """Every element (or every `tag`) in document order, the root included, as `//*`."""
+def _elements(tree: HtmlElement) -> Iterator[HtmlElement]:
+    """Every element in document order, the root included, as `//*`."""
     from lxml import etree
 
     elements: Callable[..., Iterator[HtmlElement]] = tree.iter
-    return elements(tag or etree.Element)
+    return elements(etree.Element)
