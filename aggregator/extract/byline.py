@@ -87,6 +87,8 @@ def _first_byline(tree: HtmlElement) -> str | None:
             pruned.append(element)
         elif search is not None:
             found[search].append(element)
+    if not any(found):
+        return None  # most pages: nothing to check against what the copy would prune
     gone = set(pruned)
     holding = {above for element in pruned for above in element.iterancestors()}
     for element in (*found[0], *found[1], *found[2]):
